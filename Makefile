@@ -1,0 +1,29 @@
+# PGXS build of the stored_object extension.
+MODULE_big = stored_object
+EXTENSION = stored_object
+DATA = $(wildcard extension/stored_object--*.sql)
+
+CORE_SRCS = $(wildcard src/core/*.cpp)
+PG_SRCS = $(wildcard src/pg/*.cpp)
+OBJS = $(CORE_SRCS:.cpp=.o) $(PG_SRCS:.cpp=.o)
+
+REGRESS = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))
+REGRESS_OPTS = --inputdir=. --outputdir=$(REGRESS_OUTPUT_DIR)
+REGRESS_OUTPUT_DIR ?= build/regress
+
+PG_CONFIG ?= pg_config
+PG_CPPFLAGS = -I$(srcdir)/src
+PG_CXXFLAGS = -std=c++17 -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Wno-register
+# gcc links the module: name the C++ runtime, or loading fails on std:: symbols.
+SHLIB_LINK = -lstdc++ -lcurl -lcrypto
+
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+# C++17 for the clang bitcode step too (JIT-enabled servers install it);
+# Makefile.global sets BITCODE_CXXFLAGS, so append after including it.
+override BITCODE_CXXFLAGS += -std=c++17 -Wno-register
+
+$(REGRESS_OUTPUT_DIR):
+	mkdir -p $@
+installcheck: | $(REGRESS_OUTPUT_DIR)

@@ -1,0 +1,336 @@
+#include "core/backend_config.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <functional>
+#include <map>
+
+#include "core/crypto.hpp"
+#include "core/error.hpp"
+#include "core/json.hpp"
+
+namespace so {
+
+namespace {
+
+[[noreturn]] void invalid(const std::string &message, std::string hint = {}) {
+    throw Error(ErrorKind::InvalidParameter, message, {}, std::move(hint));
+}
+
+constexpr const char *kSchemeHint =
+    "Use file:///absolute/directory, osfs://directory (relative to the data directory) or "
+    "s3://bucket/prefix.";
+
+std::string lower(std::string_view s) {
+    std::string out(s);
+    for (char &c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return out;
+}
+
+int hex_value(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+// Decodes %XX escapes of a file URL path; rejects NUL and control bytes.
+std::string percent_decode_path(std::string_view s) {
+    std::string out;
+    for (size_t i = 0; i < s.size(); ++i) {
+        char c = s[i];
+        if (c == '%') {
+            int hi = i + 2 < s.size() ? hex_value(s[i + 1]) : -1;
+            int lo = i + 2 < s.size() ? hex_value(s[i + 2]) : -1;
+            if (hi < 0 || lo < 0) invalid("invalid percent-escape in backend URL");
+            c = static_cast<char>(hi * 16 + lo);
+            i += 2;
+        }
+        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
+            invalid("backend URL path contains a control character");
+        out += c;
+    }
+    return out;
+}
+
+// Collapses repeated slashes and drops a trailing slash and "." segments.
+std::string normalize_directory(const std::string &path) {
+    std::string out;
+    size_t i = 0;
+    while (i < path.size()) {
+        size_t j = path.find('/', i);
+        if (j == std::string::npos) j = path.size();
+        std::string segment = path.substr(i, j - i);
+        if (!segment.empty() && segment != ".") {
+            if (segment == "..") invalid("backend directory must not contain \"..\" segments");
+            out += '/';
+            out += segment;
+        }
+        i = j + 1;
+    }
+    if (out.empty()) invalid("backend directory must not be the file system root");
+    return out;
+}
+
+void parse_local_url(const std::string &scheme, std::string_view rest, std::string_view data_dir,
+                     LocalConfig &local) {
+    if (rest.find_first_of("?#") != std::string_view::npos)
+        invalid("a " + scheme + " backend URL takes no query or fragment");
+    std::string path;
+    if (scheme == "file") {
+        // file:///dir or file://localhost/dir
+        if (rest.substr(0, 9) == "localhost") rest.remove_prefix(9);
+        if (rest.empty() || rest[0] != '/')
+            invalid("a file backend URL must name an absolute directory",
+                    "Write it as file:///absolute/directory.");
+        path = percent_decode_path(rest);
+    } else {  // osfs: the form advanced-alchemy documents, osfs://./storage/local
+        path = percent_decode_path(rest);
+        if (path.empty()) invalid("an osfs backend URL must name a directory");
+        if (path[0] != '/') path = std::string(data_dir) + "/" + path;
+    }
+    local.root = normalize_directory(path);
+}
+
+bool valid_bucket_name(std::string_view b) {
+    if (b.size() < 3 || b.size() > 63) return false;
+    for (char c : b)
+        if (!(std::islower(static_cast<unsigned char>(c)) || std::isdigit(static_cast<unsigned char>(c)) ||
+              c == '-' || c == '.'))
+            return false;
+    auto alnum = [](char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0; };
+    return alnum(b.front()) && alnum(b.back()) && b.find("..") == std::string_view::npos;
+}
+
+void parse_s3_url(std::string_view rest, S3Config &s3) {
+    if (rest.find_first_of("?#") != std::string_view::npos)
+        invalid("an s3 backend URL takes no query or fragment");
+    size_t slash = rest.find('/');
+    std::string_view bucket = rest.substr(0, slash);
+    if (bucket.find('@') != std::string_view::npos)
+        invalid("an s3 backend URL must not contain credentials",
+                "Give access keys as options, never in the URL.");
+    if (!valid_bucket_name(bucket))
+        invalid("invalid S3 bucket name " + quoted(std::string(bucket)),
+                "Bucket names have 3 to 63 characters: lowercase letters, digits, '.' and '-'.");
+    s3.bucket = std::string(bucket);
+    std::string prefix = slash == std::string_view::npos ? "" : std::string(rest.substr(slash + 1));
+    if (!prefix.empty() && prefix.back() != '/') prefix += '/';
+    s3.prefix = prefix;
+}
+
+// ---- options ---------------------------------------------------------------
+
+using Setter = std::function<void(const json::Value &)>;
+
+struct OptionTable {
+    const char *backend_name;
+    std::map<std::string, Setter> setters;
+};
+
+const json::Value &expect(const json::Value &v, json::Value::Kind kind, const std::string &name) {
+    if (v.kind != kind)
+        invalid("option " + quoted(name) + " must be " + json::kind_name(kind) + ", not " +
+                json::kind_name(v.kind));
+    return v;
+}
+
+Setter string_option(const std::string &name, std::function<void(const std::string &)> set) {
+    return [name, set](const json::Value &v) {
+        const std::string &s = expect(v, json::Value::Kind::String, name).text;
+        if (s.empty()) invalid("option " + quoted(name) + " must not be empty");
+        set(s);
+    };
+}
+
+Setter bool_option(const std::string &name, std::function<void(bool)> set) {
+    return [name, set](const json::Value &v) { set(expect(v, json::Value::Kind::Bool, name).boolean); };
+}
+
+Setter int_option(const std::string &name, int64_t min, int64_t max, std::function<void(int64_t)> set) {
+    return [name, min, max, set](const json::Value &v) {
+        auto n = json::as_int64(expect(v, json::Value::Kind::Number, name));
+        if (!n || *n < min || *n > max)
+            invalid("option " + quoted(name) + " must be a whole number from " + std::to_string(min) +
+                    " to " + std::to_string(max));
+        set(*n);
+    };
+}
+
+// An http(s) URL without credentials, query or fragment; returns it without
+// a trailing slash.
+std::string http_url(const std::string &name, const std::string &s, bool allow_path) {
+    std::string l = lower(s);
+    size_t host_start = l.rfind("https://", 0) == 0 ? 8 : l.rfind("http://", 0) == 0 ? 7 : 0;
+    if (host_start == 0) invalid("option " + quoted(name) + " must be an http:// or https:// URL");
+    if (s.find_first_of("?#@ ", host_start) != std::string::npos)
+        invalid("option " + quoted(name) +
+                " must not contain credentials, spaces, a query or a fragment");
+    size_t path_start = s.find('/', host_start);
+    if (path_start == host_start) invalid("option " + quoted(name) + " has no host");
+    if (!allow_path && path_start != std::string::npos && path_start + 1 < s.size())
+        invalid("option " + quoted(name) + " must not contain a path");
+    std::string out = s;
+    while (out.size() > host_start && out.back() == '/') out.pop_back();
+    return out;
+}
+
+OptionTable local_options(LocalConfig &c) {
+    return {"file",
+            {{"base_url",
+              string_option("base_url",
+                            [&c](const std::string &s) { c.base_url = http_url("base_url", s, true); })},
+             {"sign_scheme", string_option("sign_scheme",
+                                           [&c](const std::string &s) {
+                                               if (s == "hmac") c.sign_scheme = LocalSignScheme::Hmac;
+                                               else if (s == "nginx_secure_link")
+                                                   c.sign_scheme = LocalSignScheme::NginxSecureLink;
+                                               else
+                                                   invalid("option \"sign_scheme\" must be \"hmac\" or "
+                                                           "\"nginx_secure_link\"");
+                                           })},
+             {"signing_secret", string_option("signing_secret", [&c](const std::string &s) {
+                  if (s.size() < 16) invalid("option \"signing_secret\" must have at least 16 characters");
+                  c.signing_secret = s;
+              })}}};
+}
+
+OptionTable s3_options(S3Config &c) {
+    auto set_string = [](std::string &field, const char *name) {
+        return string_option(name, [&field](const std::string &s) { field = s; });
+    };
+    return {"s3",
+            {{"endpoint", string_option("endpoint",
+                                        [&c](const std::string &s) { c.endpoint = http_url("endpoint", s, false); })},
+             {"region", set_string(c.region, "region")},
+             {"access_key_id", set_string(c.access_key_id, "access_key_id")},
+             {"secret_access_key", set_string(c.secret_access_key, "secret_access_key")},
+             {"session_token", set_string(c.session_token, "session_token")},
+             {"credentials", string_option("credentials",
+                                           [&c](const std::string &s) {
+                                               if (s != "env")
+                                                   invalid("option \"credentials\" must be \"env\"");
+                                               c.credentials_from_env = true;
+                                           })},
+             {"path_style", bool_option("path_style", [&c](bool b) { c.path_style = b; })},
+             {"allow_http", bool_option("allow_http", [&c](bool b) { c.allow_http = b; })},
+             {"part_size", int_option("part_size", int64_t(5) << 20, int64_t(5) << 30,
+                                      [&c](int64_t n) { c.part_size = n; })},
+             {"max_concurrency",
+              int_option("max_concurrency", 1, 32, [&c](int64_t n) { c.max_concurrency = int(n); })},
+             {"connect_timeout_ms", int_option("connect_timeout_ms", 1, 3600000,
+                                               [&c](int64_t n) { c.connect_timeout_ms = int(n); })},
+             {"request_timeout_ms", int_option("request_timeout_ms", 1, 86400000,
+                                               [&c](int64_t n) { c.request_timeout_ms = int(n); })},
+             {"max_retries", int_option("max_retries", 0, 10, [&c](int64_t n) { c.max_retries = int(n); })}}};
+}
+
+void apply_options(const OptionTable &table, const json::Value &options) {
+    for (const auto &m : options.members) {
+        auto it = table.setters.find(m.key);
+        if (it == table.setters.end()) {
+            std::string names;
+            for (const auto &entry : table.setters) names += (names.empty() ? "" : ", ") + entry.first;
+            invalid("unknown option " + quoted(m.key) + " for " + table.backend_name + " backends",
+                    "Valid options: " + names + ".");
+        }
+        if (!m.value.is_null()) it->second(m.value);
+    }
+}
+
+void check_s3_rules(const S3Config &c) {
+    if (c.credentials_from_env && (!c.access_key_id.empty() || !c.secret_access_key.empty() ||
+                                   !c.session_token.empty()))
+        invalid("option \"credentials\": \"env\" excludes access_key_id, secret_access_key and "
+                "session_token");
+    if (c.access_key_id.empty() != c.secret_access_key.empty())
+        invalid("options \"access_key_id\" and \"secret_access_key\" must be given together");
+    if (!c.session_token.empty() && c.access_key_id.empty())
+        invalid("option \"session_token\" needs access_key_id and secret_access_key");
+    if (c.endpoint && lower(*c.endpoint).rfind("http://", 0) == 0 && !c.allow_http)
+        invalid("a plain http:// endpoint needs the option \"allow_http\": true",
+                "Requests and credentials would travel unencrypted.");
+}
+
+json::Value parse_options(std::string_view options_json) {
+    json::Value options;
+    try {
+        options = json::parse(options_json);
+    } catch (const Error &e) {
+        invalid(std::string("backend options are not valid JSON: ") + e.what());
+    }
+    if (options.kind != json::Value::Kind::Object)
+        invalid(std::string("backend options must be a JSON object, not ") + json::kind_name(options.kind));
+    return options;
+}
+
+}  // namespace
+
+void validate_backend_key(std::string_view key) {
+    bool ok = !key.empty() && key.size() <= 63 &&
+              std::all_of(key.begin(), key.end(), [](char c) {
+                  return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.';
+              });
+    if (!ok)
+        invalid("invalid backend key " + quoted(std::string(key)),
+                "A backend key has 1 to 63 characters: letters, digits, '_', '-' and '.'.");
+}
+
+std::string url_scheme(std::string_view url) {
+    size_t sep = url.find("://");
+    if (sep == std::string_view::npos || sep == 0)
+        invalid("backend URL has no scheme", kSchemeHint);
+    std::string scheme = lower(url.substr(0, sep));
+    if (scheme != "file" && scheme != "osfs" && scheme != "s3") {
+        bool plain = std::all_of(scheme.begin(), scheme.end(),
+                                 [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '+'; });
+        invalid(plain ? "unsupported backend URL scheme " + quoted(scheme) : "backend URL has no valid scheme",
+                kSchemeHint);
+    }
+    return scheme;
+}
+
+BackendConfig parse_backend_config(std::string_view key, std::string_view url,
+                                   std::string_view options_json, std::string_view data_dir) {
+    validate_backend_key(key);
+    BackendConfig config;
+    config.key = std::string(key);
+    std::string scheme = url_scheme(url);
+    std::string_view rest = url.substr(scheme.size() + 3);
+    json::Value options = parse_options(options_json);
+    if (scheme == "s3") {
+        config.kind = BackendKind::S3;
+        parse_s3_url(rest, config.s3);
+        apply_options(s3_options(config.s3), options);
+        check_s3_rules(config.s3);
+    } else {
+        config.kind = BackendKind::Local;
+        parse_local_url(scheme, rest, data_dir, config.local);
+        apply_options(local_options(config.local), options);
+    }
+    return config;
+}
+
+bool url_grants_file_access(std::string_view url) { return lower(url.substr(0, 5)) != "s3://"; }
+
+const std::vector<std::string> &secret_option_names() {
+    static const std::vector<std::string> names = {"secret_access_key", "session_token", "signing_secret"};
+    return names;
+}
+
+std::string complete_backend_options(std::string_view url, std::string_view options_json) {
+    json::Value options = parse_options(options_json);
+    std::string scheme = url_scheme(url);
+    if ((scheme == "file" || scheme == "osfs") && !options.find("signing_secret")) {
+        json::Member secret;
+        secret.key = "signing_secret";
+        secret.value.kind = json::Value::Kind::String;
+        secret.value.text = crypto::hex(crypto::random_bytes(32));
+        auto pos = std::lower_bound(options.members.begin(), options.members.end(), secret.key,
+                                    [](const json::Member &m, const std::string &k) { return m.key < k; });
+        options.members.insert(pos, std::move(secret));
+    }
+    return json::write(options);
+}
+
+}  // namespace so

@@ -1,0 +1,71 @@
+// A registered storage backend, parsed from its registry row (key, url,
+// options). Parsing validates everything a row may hold, so the registry
+// never caches a backend that cannot be used, and the messages name the
+// offending option but never echo a value (values may be secrets).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace so {
+
+enum class BackendKind { Local, S3 };
+
+enum class LocalSignScheme { Hmac, NginxSecureLink };
+
+struct LocalConfig {
+    std::string root;  // absolute directory, no trailing slash
+    std::optional<std::string> base_url;
+    LocalSignScheme sign_scheme = LocalSignScheme::Hmac;
+    std::string signing_secret;
+};
+
+struct S3Config {
+    std::string bucket;
+    std::string prefix;  // "" or ends with '/'
+    std::optional<std::string> endpoint;  // scheme://host[:port], no trailing slash
+    std::string region = "us-east-1";
+    bool credentials_from_env = false;
+    std::string access_key_id, secret_access_key, session_token;
+    std::optional<bool> path_style;  // default: virtual-hosted on AWS, path-style elsewhere
+    bool allow_http = false;
+    int64_t part_size = 8 * 1024 * 1024;
+    int max_concurrency = 4;
+    int connect_timeout_ms = 10000;
+    int request_timeout_ms = 300000;
+    int max_retries = 3;
+};
+
+struct BackendConfig {
+    std::string key;
+    BackendKind kind = BackendKind::Local;
+    LocalConfig local;
+    S3Config s3;
+};
+
+// Checks a backend key: 1 to 63 characters of [A-Za-z0-9_.-].
+void validate_backend_key(std::string_view key);
+
+// Parses and validates one registry row. data_dir resolves the relative
+// paths of osfs:// URLs. Throws Error(InvalidParameter).
+BackendConfig parse_backend_config(std::string_view key, std::string_view url,
+                                   std::string_view options_json, std::string_view data_dir);
+
+// The URL scheme, as registered ("file", "osfs" or "s3"); throws for others.
+std::string url_scheme(std::string_view url);
+
+// Whether a backend URL gives access to the server's own files (every
+// scheme but s3, conservatively, even when malformed).
+bool url_grants_file_access(std::string_view url);
+
+// Options whose values are secrets: never shown, never in a message.
+const std::vector<std::string> &secret_option_names();
+
+// Options to add when a row is registered: a generated signing secret for
+// local backends that have none. Returns the options JSON (canonical).
+std::string complete_backend_options(std::string_view url, std::string_view options_json);
+
+}  // namespace so

@@ -1,0 +1,118 @@
+#include "core/crypto.hpp"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+
+#include "core/error.hpp"
+
+namespace so::crypto {
+
+namespace {
+
+const EVP_MD *md(Digest::Algorithm algorithm) {
+    return algorithm == Digest::Algorithm::Md5 ? EVP_md5() : EVP_sha256();
+}
+
+std::string one_shot(const EVP_MD *type, std::string_view data) {
+    unsigned char out[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    if (EVP_Digest(data.data(), data.size(), out, &len, type, nullptr) != 1)
+        throw Error(ErrorKind::Internal, "OpenSSL digest failed");
+    return std::string(reinterpret_cast<char *>(out), len);
+}
+
+}  // namespace
+
+std::string sha256(std::string_view data) { return one_shot(EVP_sha256(), data); }
+std::string md5(std::string_view data) { return one_shot(EVP_md5(), data); }
+
+std::string hmac_sha256(std::string_view key, std::string_view data) {
+    unsigned char out[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    if (!HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
+              reinterpret_cast<const unsigned char *>(data.data()), data.size(), out, &len))
+        throw Error(ErrorKind::Internal, "OpenSSL HMAC failed");
+    return std::string(reinterpret_cast<char *>(out), len);
+}
+
+Digest::Digest(Algorithm algorithm) : ctx_(EVP_MD_CTX_new()) {
+    if (!ctx_ || EVP_DigestInit_ex(static_cast<EVP_MD_CTX *>(ctx_), md(algorithm), nullptr) != 1) {
+        EVP_MD_CTX_free(static_cast<EVP_MD_CTX *>(ctx_));
+        throw Error(ErrorKind::Internal, "OpenSSL digest setup failed");
+    }
+}
+
+Digest::~Digest() { EVP_MD_CTX_free(static_cast<EVP_MD_CTX *>(ctx_)); }
+
+void Digest::update(const void *data, size_t len) {
+    if (EVP_DigestUpdate(static_cast<EVP_MD_CTX *>(ctx_), data, len) != 1)
+        throw Error(ErrorKind::Internal, "OpenSSL digest failed");
+}
+
+std::string Digest::finish() {
+    unsigned char out[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    if (EVP_DigestFinal_ex(static_cast<EVP_MD_CTX *>(ctx_), out, &len) != 1)
+        throw Error(ErrorKind::Internal, "OpenSSL digest failed");
+    return std::string(reinterpret_cast<char *>(out), len);
+}
+
+std::string hex(std::string_view bytes) {
+    static const char digits[] = "0123456789abcdef";
+    std::string out(bytes.size() * 2, '\0');
+    for (size_t i = 0; i < bytes.size(); ++i) {
+        unsigned char b = static_cast<unsigned char>(bytes[i]);
+        out[2 * i] = digits[b >> 4];
+        out[2 * i + 1] = digits[b & 0xF];
+    }
+    return out;
+}
+
+std::string base64(std::string_view bytes) {
+    static const char table[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    std::string out;
+    out.reserve((bytes.size() + 2) / 3 * 4);
+    size_t i = 0;
+    for (; i + 2 < bytes.size(); i += 3) {
+        unsigned n = (unsigned char)bytes[i] << 16 | (unsigned char)bytes[i + 1] << 8 |
+                     (unsigned char)bytes[i + 2];
+        out += table[n >> 18];
+        out += table[(n >> 12) & 63];
+        out += table[(n >> 6) & 63];
+        out += table[n & 63];
+    }
+    if (size_t rest = bytes.size() - i) {
+        unsigned n = (unsigned char)bytes[i] << 16 | (rest == 2 ? (unsigned char)bytes[i + 1] << 8 : 0);
+        out += table[n >> 18];
+        out += table[(n >> 12) & 63];
+        out += rest == 2 ? table[(n >> 6) & 63] : '=';
+        out += '=';
+    }
+    return out;
+}
+
+std::string base64url(std::string_view bytes) {
+    std::string out = base64(bytes);
+    while (!out.empty() && out.back() == '=') out.pop_back();
+    for (char &c : out) {
+        if (c == '+') c = '-';
+        else if (c == '/') c = '_';
+    }
+    return out;
+}
+
+bool constant_time_equal(std::string_view a, std::string_view b) {
+    if (a.size() != b.size()) return false;  // lengths are not secret here
+    return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+std::string random_bytes(size_t n) {
+    std::string out(n, '\0');
+    if (RAND_bytes(reinterpret_cast<unsigned char *>(out.data()), static_cast<int>(n)) != 1)
+        throw Error(ErrorKind::Internal, "could not generate random bytes");
+    return out;
+}
+
+}  // namespace so::crypto

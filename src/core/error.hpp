@@ -1,0 +1,44 @@
+// The one exception type of the plain C++ core. The PostgreSQL glue maps
+// each kind to an SQLSTATE; core code never needs to know SQLSTATEs.
+#pragma once
+
+#include <stdexcept>
+#include <string>
+
+namespace so {
+
+enum class ErrorKind {
+    InvalidTextRepresentation,  // bad stored_object text/JSON input (22P02)
+    InvalidParameter,           // bad argument: key, URL, option, range (22023)
+    UndefinedObject,            // unknown backend key (42704)
+    DuplicateObject,            // backend key already registered (42710)
+    NotFound,                   // stored object missing (58P01)
+    AlreadyExists,              // stored object exists, create-only (58P02)
+    PermissionDenied,           // refused by policy or by the store (42501)
+    NotSupported,               // feature not available here (0A000)
+    Canceled,                   // interrupted by a cancel or terminate (57014)
+    Io,                         // I/O or remote failure (58030)
+    Internal,                   // a bug: should never reach a user (XX000)
+};
+
+class Error : public std::runtime_error {
+public:
+    Error(ErrorKind kind, const std::string &message, std::string detail = {},
+          std::string hint = {})
+        : std::runtime_error(message), kind_(kind), detail_(std::move(detail)),
+          hint_(std::move(hint)) {}
+
+    ErrorKind kind() const noexcept { return kind_; }
+    const std::string &detail() const noexcept { return detail_; }
+    const std::string &hint() const noexcept { return hint_; }
+
+private:
+    ErrorKind kind_;
+    std::string detail_;
+    std::string hint_;
+};
+
+// Quotes a value for an error message the way PostgreSQL does: "value".
+std::string quoted(const std::string &value);
+
+}  // namespace so

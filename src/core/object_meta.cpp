@@ -1,0 +1,168 @@
+#include "core/object_meta.hpp"
+
+#include "core/error.hpp"
+#include "core/json.hpp"
+
+namespace so {
+
+namespace {
+
+[[noreturn]] void invalid(const std::string &message, std::string hint = {}) {
+    throw Error(ErrorKind::InvalidTextRepresentation, message, {}, std::move(hint));
+}
+
+std::optional<std::string> optional_string(const json::Value &v, const char *key) {
+    if (v.is_null()) return std::nullopt;
+    if (v.kind != json::Value::Kind::String)
+        invalid(std::string("stored_object key \"") + key + "\" must be a string or null, not " +
+                json::kind_name(v.kind));
+    return v.text;
+}
+
+std::string required_string(const json::Value *v, const char *key, const std::string &hint) {
+    if (!v || v->is_null())
+        invalid(std::string("stored_object needs a \"") + key + "\"", hint);
+    if (v->kind != json::Value::Kind::String)
+        invalid(std::string("stored_object key \"") + key + "\" must be a string, not " +
+                json::kind_name(v->kind));
+    if (v->text.empty()) invalid(std::string("stored_object key \"") + key + "\" must not be empty", hint);
+    return v->text;
+}
+
+std::optional<int64_t> parse_size(const json::Value &v) {
+    if (v.is_null()) return std::nullopt;
+    if (v.kind != json::Value::Kind::Number)
+        invalid(std::string("stored_object key \"size\" must be a number or null, not ") +
+                json::kind_name(v.kind));
+    if (!v.text.empty() && v.text[0] == '-') invalid("stored_object key \"size\" must not be negative");
+    auto n = json::as_int64(v);
+    if (!n) invalid("stored_object key \"size\" must be a whole number of bytes below 2^63");
+    return n;
+}
+
+std::optional<double> parse_last_modified(const json::Value &v) {
+    if (v.is_null()) return std::nullopt;
+    if (v.kind != json::Value::Kind::Number)
+        invalid(std::string("stored_object key \"last_modified\" must be a number (seconds since "
+                            "the epoch) or null, not ") +
+                json::kind_name(v.kind));
+    auto d = json::as_double(v);
+    if (!d) invalid("stored_object key \"last_modified\" is out of range");
+    return d;
+}
+
+// Keys some advanced-alchemy versions write that carry nothing we need.
+void check_compat_keys(const json::Value &root, const std::string &filename) {
+    if (const auto *path = root.find("path"); path && !path->is_null()) {
+        if (path->kind != json::Value::Kind::String)
+            invalid(std::string("stored_object key \"path\" must be a string or null, not ") +
+                    json::kind_name(path->kind));
+        if (path->text != filename)
+            invalid("stored_object keys \"path\" and \"filename\" differ",
+                    "stored_object keys an object by \"filename\"; to convert such a value, "
+                    "set \"filename\" to the storage path first.");
+    }
+    if (const auto *protocol = root.find("protocol");
+        protocol && !protocol->is_null() && protocol->kind != json::Value::Kind::String)
+        invalid(std::string("stored_object key \"protocol\" must be a string or null, not ") +
+                json::kind_name(protocol->kind));
+    if (const auto *extra = root.find("extra"); extra && !extra->is_null()) {
+        if (extra->kind != json::Value::Kind::Object)
+            invalid(std::string("stored_object key \"extra\" must be an object or null, not ") +
+                    json::kind_name(extra->kind));
+        if (!extra->members.empty())
+            invalid("stored_object key \"extra\" must be empty",
+                    "Move such values into \"metadata\".");
+    }
+}
+
+constexpr const char *kKnownKeys[] = {"backend",  "filename", "content_type", "size",
+                                      "last_modified", "checksum", "etag", "version_id",
+                                      "metadata", "path",     "protocol",     "extra"};
+
+bool known_key(const std::string &key) {
+    for (const char *k : kKnownKeys)
+        if (key == k) return true;
+    return false;
+}
+
+}  // namespace
+
+ObjectMeta parse_object_meta(std::string_view text) {
+    json::Value root = json::parse(text);
+    if (root.kind != json::Value::Kind::Object)
+        invalid(std::string("stored_object must be a JSON object, not ") + json::kind_name(root.kind));
+    for (const auto &m : root.members)
+        if (!known_key(m.key)) invalid("unknown key " + quoted(m.key) + " in stored_object");
+
+    ObjectMeta meta;
+    meta.backend = required_string(
+        root.find("backend"), "backend",
+        "Name the registered backend, e.g. (value || '{\"backend\": \"local\"}')::stored_object.");
+    meta.filename = required_string(root.find("filename"), "filename", {});
+    check_compat_keys(root, meta.filename);
+
+    auto field = [&](const char *key) -> const json::Value & {
+        static const json::Value null_value;
+        const auto *v = root.find(key);
+        return v ? *v : null_value;
+    };
+    meta.content_type = optional_string(field("content_type"), "content_type");
+    meta.size = parse_size(field("size"));
+    meta.last_modified = parse_last_modified(field("last_modified"));
+    meta.checksum = optional_string(field("checksum"), "checksum");
+    meta.etag = optional_string(field("etag"), "etag");
+    meta.version_id = optional_string(field("version_id"), "version_id");
+
+    const json::Value &metadata = field("metadata");
+    if (!metadata.is_null()) {
+        if (metadata.kind != json::Value::Kind::Object)
+            invalid(std::string("stored_object key \"metadata\" must be an object or null, not ") +
+                    json::kind_name(metadata.kind));
+        meta.metadata = json::write(metadata);
+    }
+    return meta;
+}
+
+std::string format_object_meta(const ObjectMeta &meta) {
+    std::string out;
+    out.reserve(128 + meta.filename.size() + meta.metadata.size());
+    auto key = [&](const char *name) {
+        out += out.empty() ? "{\"" : ",\"";
+        out += name;
+        out += "\":";
+    };
+    auto string_or_null = [&](const std::optional<std::string> &s) {
+        if (s) json::write_string(*s, out);
+        else out += "null";
+    };
+    key("backend");
+    json::write_string(meta.backend, out);
+    key("filename");
+    json::write_string(meta.filename, out);
+    key("content_type");
+    string_or_null(meta.content_type);
+    key("size");
+    out += meta.size ? std::to_string(*meta.size) : "null";
+    key("last_modified");
+    out += meta.last_modified ? json::format_double(*meta.last_modified) : "null";
+    key("checksum");
+    string_or_null(meta.checksum);
+    key("etag");
+    string_or_null(meta.etag);
+    key("version_id");
+    string_or_null(meta.version_id);
+    key("metadata");
+    out += meta.metadata;
+    out += '}';
+    return out;
+}
+
+std::string canonical_json_object(std::string_view text, const char *what) {
+    json::Value v = json::parse(text);
+    if (v.kind != json::Value::Kind::Object)
+        invalid(std::string(what) + " must be a JSON object, not " + json::kind_name(v.kind));
+    return json::write(v);
+}
+
+}  // namespace so

@@ -1,0 +1,37 @@
+// The metadata of one stored object: the value of a stored_object column.
+//
+// Its text form is a JSON object, a superset of advanced-alchemy's
+// FileObject.to_dict(). Identity is (backend, filename, version_id).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace so {
+
+struct ObjectMeta {
+    std::string backend;   // registry key
+    std::string filename;  // the object's key inside its backend
+    std::optional<std::string> content_type;
+    std::optional<int64_t> size;
+    std::optional<double> last_modified;  // seconds since the Unix epoch
+    std::optional<std::string> checksum;
+    std::optional<std::string> etag;
+    std::optional<std::string> version_id;
+    std::string metadata = "{}";  // canonical JSON text of an object
+};
+
+// Reads the JSON text form; throws Error(InvalidTextRepresentation) naming
+// what is wrong.
+ObjectMeta parse_object_meta(std::string_view text);
+
+// Canonical JSON text: always the same keys in the same order.
+std::string format_object_meta(const ObjectMeta &meta);
+
+// Canonical text of a JSON object given as text (for user metadata).
+// Throws InvalidTextRepresentation when it is not a JSON object.
+std::string canonical_json_object(std::string_view text, const char *what);
+
+}  // namespace so

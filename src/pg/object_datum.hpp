@@ -1,0 +1,18 @@
+// Conversions between stored_object datums and the core's ObjectMeta.
+#pragma once
+
+#include "core/object_meta.hpp"
+#include "core/packed_meta.hpp"
+#include "pg/postgres.hpp"
+
+namespace so::pg {
+
+// A palloc'd stored_object datum. C++ side: call inside guard (throws).
+Datum make_object_datum(const ObjectMeta &meta);
+
+// The fields of a stored_object datum, read in place. C side: may ereport
+// (detoasting, corruption), so call it where no C++ object is alive. The
+// view is trivially destructible and valid while the datum is.
+PackedView object_view(Datum datum);
+
+}  // namespace so::pg

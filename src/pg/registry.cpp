@@ -1,0 +1,167 @@
+#include "pg/registry.hpp"
+
+#include <map>
+
+#include "core/error.hpp"
+#include "pg/guard.hpp"
+
+extern "C" {
+#include "access/genam.h"
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "catalog/indexing.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_extension.h"
+#include "commands/extension.h"
+#include "miscadmin.h"
+#include "utils/inval.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/fmgroids.h"
+#include "utils/snapmgr.h"
+}
+
+namespace so::pg {
+
+namespace {
+
+struct Row {
+    std::string url;
+    std::string options;
+    std::shared_ptr<const BackendConfig> parsed;  // parsed on first lookup
+};
+
+// Plain flags the invalidation callback may touch; everything else is
+// rebuilt by lookup_backend in a normal C++ context.
+bool cache_valid = false;
+Oid cached_table_oid = InvalidOid;
+
+std::map<std::string, Row> &rows() {
+    static std::map<std::string, Row> cache;
+    return cache;
+}
+
+void invalidate(Datum, Oid relid) {
+    if (relid == InvalidOid || relid == cached_table_oid) {
+        cache_valid = false;
+        if (relid == cached_table_oid) cached_table_oid = InvalidOid;  // may be dropped
+    }
+}
+
+// One row as read from the table, in palloc'd memory.
+struct RawRow {
+    char *key, *url, *options;
+};
+
+// Reads every row with a fresh snapshot (the registry is configuration:
+// the latest committed state, plus this transaction's own changes).
+// C side: may ereport.
+void read_rows(Oid relid, RawRow **out, int *count) {
+    Relation rel = table_open(relid, AccessShareLock);
+    TupleDesc desc = RelationGetDescr(rel);
+    Snapshot snapshot = RegisterSnapshot(GetLatestSnapshot());
+    TableScanDesc scan = table_beginscan(rel, snapshot, 0, nullptr);
+    int capacity = 8, n = 0;
+    RawRow *result = static_cast<RawRow *>(palloc(sizeof(RawRow) * capacity));
+    HeapTuple tuple;
+    while ((tuple = heap_getnext(scan, ForwardScanDirection)) != nullptr) {
+        bool key_null, url_null, options_null;
+        Datum key = heap_getattr(tuple, 1, desc, &key_null);
+        Datum url = heap_getattr(tuple, 2, desc, &url_null);
+        Datum options = heap_getattr(tuple, 3, desc, &options_null);
+        if (key_null || url_null) continue;  // the trigger forbids these
+        if (n == capacity) {
+            capacity *= 2;
+            result = static_cast<RawRow *>(repalloc(result, sizeof(RawRow) * capacity));
+        }
+        result[n].key = TextDatumGetCString(key);
+        result[n].url = TextDatumGetCString(url);
+        result[n].options =
+            options_null ? pstrdup("{}")
+                         : JsonbToCString(nullptr, &DatumGetJsonbP(options)->root, VARSIZE_ANY(DatumGetPointer(options)));
+        ++n;
+    }
+    table_endscan(scan);
+    UnregisterSnapshot(snapshot);
+    table_close(rel, AccessShareLock);
+    *out = result;
+    *count = n;
+}
+
+void reload() {
+    Oid relid = InvalidOid;
+    pg_call([&] { relid = registry_table_oid(); });
+    if (relid == InvalidOid)
+        throw Error(ErrorKind::NotSupported,
+                    "extension \"stored_object\" is not installed in this database");
+    // Mark valid before reading: an invalidation that arrives while we read
+    // (taking the lock processes them) marks it stale again.
+    cache_valid = true;
+    cached_table_oid = relid;
+    RawRow *raw = nullptr;
+    int count = 0;
+    try {
+        pg_call([&] { read_rows(relid, &raw, &count); });
+    } catch (...) {
+        cache_valid = false;
+        throw;
+    }
+    std::map<std::string, Row> fresh;
+    for (int i = 0; i < count; ++i) {
+        Row row;
+        row.url = raw[i].url;
+        row.options = raw[i].options;
+        auto old = rows().find(raw[i].key);
+        // Keep a parsed entry whose row did not change: it may hold caches.
+        if (old != rows().end() && old->second.url == row.url && old->second.options == row.options)
+            row.parsed = old->second.parsed;
+        fresh.emplace(raw[i].key, std::move(row));
+    }
+    rows().swap(fresh);
+}
+
+}  // namespace
+
+void registry_init() { CacheRegisterRelcacheCallback(invalidate, 0); }
+
+// The schema the extension was created in (PostgreSQL 15 does not export
+// get_extension_schema). C side: may ereport.
+static Oid extension_schema(Oid extension) {
+    Relation rel = table_open(ExtensionRelationId, AccessShareLock);
+    ScanKeyData key;
+    ScanKeyInit(&key, Anum_pg_extension_oid, BTEqualStrategyNumber, F_OIDEQ,
+                ObjectIdGetDatum(extension));
+    SysScanDesc scan = systable_beginscan(rel, ExtensionOidIndexId, true, nullptr, 1, &key);
+    HeapTuple tuple = systable_getnext(scan);
+    Oid schema = HeapTupleIsValid(tuple)
+                     ? reinterpret_cast<Form_pg_extension>(GETSTRUCT(tuple))->extnamespace
+                     : InvalidOid;
+    systable_endscan(scan);
+    table_close(rel, AccessShareLock);
+    return schema;
+}
+
+Oid registry_table_oid() {
+    Oid extension = get_extension_oid("stored_object", true);
+    if (extension == InvalidOid) return InvalidOid;
+    Oid schema = extension_schema(extension);
+    return schema == InvalidOid ? InvalidOid : get_relname_relid("so_backends", schema);
+}
+
+std::shared_ptr<const BackendConfig> lookup_backend(const std::string &key) {
+    if (!cache_valid) reload();
+    auto it = rows().find(key);
+    if (it == rows().end())
+        throw Error(ErrorKind::UndefinedObject, "storage backend " + quoted(key) + " does not exist",
+                    {}, "Registered backends are listed in so_backend_info.");
+    Row &row = it->second;
+    if (!row.parsed)
+        row.parsed = std::make_shared<const BackendConfig>(
+            parse_backend_config(key, row.url, row.options, DataDir));
+    return row.parsed;
+}
+
+}  // namespace so::pg
