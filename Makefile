@@ -7,7 +7,7 @@ CORE_SRCS = $(wildcard src/core/*.cpp)
 PG_SRCS = $(wildcard src/pg/*.cpp)
 OBJS = $(CORE_SRCS:.cpp=.o) $(PG_SRCS:.cpp=.o)
 
-REGRESS = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))
+REGRESS = type registry
 REGRESS_OPTS = --inputdir=. --outputdir=$(REGRESS_OUTPUT_DIR)
 REGRESS_OUTPUT_DIR ?= build/regress
 

@@ -61,6 +61,35 @@ CREATE CAST (jsonb AS stored_object) WITH INOUT AS ASSIGNMENT;
 CREATE CAST (stored_object AS json) WITH INOUT AS ASSIGNMENT;
 CREATE CAST (json AS stored_object) WITH INOUT AS ASSIGNMENT;
 
+-- Conversions for JSON written by applications that keep the backend in
+-- the column definition rather than in each value (advanced-alchemy), and
+-- for lists of files (its multiple=True columns). Not STRICT: a NULL
+-- default_backend means "values name their backend".
+CREATE FUNCTION so_from_json(value jsonb, default_backend text DEFAULT NULL)
+RETURNS stored_object LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN (CASE WHEN default_backend IS NULL OR value->>'backend' IS NOT NULL THEN value
+             ELSE value || pg_catalog.jsonb_build_object('backend', default_backend)
+        END)::@extschema@.stored_object;
+
+CREATE FUNCTION so_array_from_json(value jsonb, default_backend text DEFAULT NULL)
+RETURNS stored_object[] LANGUAGE sql IMMUTABLE PARALLEL SAFE
+BEGIN ATOMIC
+    SELECT CASE WHEN value IS NULL OR pg_catalog.jsonb_typeof(value) = 'null' THEN NULL
+           ELSE ARRAY(SELECT @extschema@.so_from_json(e.value, default_backend)
+                        FROM pg_catalog.jsonb_array_elements(
+                               CASE WHEN pg_catalog.jsonb_typeof(value) = 'array' THEN value
+                                    ELSE pg_catalog.jsonb_build_array(value) END)
+                             WITH ORDINALITY AS e(value, n)
+                       WHERE pg_catalog.jsonb_typeof(e.value) <> 'null'
+                       ORDER BY e.n)
+           END;
+END;
+
+COMMENT ON FUNCTION so_from_json(jsonb, text) IS
+    'Converts a JSON file object to stored_object, adding default_backend when the value names none';
+COMMENT ON FUNCTION so_array_from_json(jsonb, text) IS
+    'Converts a JSON array of file objects (or a single one) to stored_object[], skipping nulls';
+
 -- ---------------------------------------------------------------------------
 -- Accessors
 -- ---------------------------------------------------------------------------

@@ -44,9 +44,11 @@ private:
     std::string_view in_;
     size_t pos_ = 0;
 
-    [[noreturn]] void fail(const std::string &what) const {
+    [[noreturn]] void fail(const std::string &what) const { fail_at(pos_, what); }
+
+    [[noreturn]] static void fail_at(size_t pos, const std::string &what) {
         throw Error(ErrorKind::InvalidTextRepresentation,
-                    "malformed JSON at byte " + std::to_string(pos_) + ": " + what);
+                    "malformed JSON at byte " + std::to_string(pos) + ": " + what);
     }
 
     bool at_end() const { return pos_ >= in_.size(); }
@@ -284,14 +286,15 @@ private:
     }
 
     void unicode_escape(std::string &out) {
+        size_t start = pos_ - 2;  // the backslash
         unsigned cp = hex4();
-        if (cp == 0) fail("\\u0000 (NUL) is not allowed");
-        if (cp >= 0xDC00 && cp <= 0xDFFF) fail("unpaired UTF-16 surrogate in \\u escape");
+        if (cp == 0) fail_at(start, "\\u0000 (NUL) is not allowed");
+        if (cp >= 0xDC00 && cp <= 0xDFFF) fail_at(start, "unpaired UTF-16 surrogate in \\u escape");
         if (cp >= 0xD800 && cp <= 0xDBFF) {
-            if (in_.substr(pos_, 2) != "\\u") fail("unpaired UTF-16 surrogate in \\u escape");
+            if (in_.substr(pos_, 2) != "\\u") fail_at(start, "unpaired UTF-16 surrogate in \\u escape");
             pos_ += 2;
             unsigned low = hex4();
-            if (low < 0xDC00 || low > 0xDFFF) fail("unpaired UTF-16 surrogate in \\u escape");
+            if (low < 0xDC00 || low > 0xDFFF) fail_at(start, "unpaired UTF-16 surrogate in \\u escape");
             cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
         }
         append_utf8(cp, out);

@@ -98,7 +98,7 @@ ObjectMeta parse_object_meta(std::string_view text) {
     ObjectMeta meta;
     meta.backend = required_string(
         root.find("backend"), "backend",
-        "Name the registered backend, e.g. (value || '{\"backend\": \"local\"}')::stored_object.");
+        "Name the backend in the value, or convert with so_from_json(value, 'backend_key').");
     meta.filename = required_string(root.find("filename"), "filename", {});
     check_compat_keys(root, meta.filename);
 

@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh Debian 12 machine, as root:
+#   scripts/test.sh
+# Installs what it needs, builds and installs the extension, starts a
+# throwaway PostgreSQL cluster (and the S3 and nginx fixtures), runs
+# pg_regress, the GoogleTest unit tests and the libpqxx integration tests,
+# stops everything, and ends with one line "N passed, N failed".
+set -uo pipefail
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+cd "$repo"
+
+"$repo/scripts/install-deps.sh" || { echo "0 passed, 1 failed"; exit 1; }
+
+work=$(mktemp -d /tmp/stored_object_test.XXXXXX)
+chmod 755 "$work"
+cleanup() {
+    "$repo/scripts/cluster.sh" stop "$work/cluster" >/dev/null 2>&1 || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+passed=0
+failed=0
+record() {  # suite passed failed
+    printf '%-14s %4d passed, %d failed\n' "$1" "$2" "$3"
+    passed=$((passed + $2))
+    failed=$((failed + $3))
+}
+fail_setup() {
+    echo "setup failed: $1" >&2
+    record "$1" 0 1
+    echo "$passed passed, $failed failed"
+    exit 1
+}
+
+echo "== build"
+make -s -j2 >"$work/build.log" 2>&1 && make -s install >>"$work/build.log" 2>&1 \
+    || { cat "$work/build.log"; fail_setup build; }
+cmake -S . -B build/cmake -DCMAKE_BUILD_TYPE=RelWithDebInfo >"$work/cmake.log" 2>&1 \
+    && cmake --build build/cmake -j2 >>"$work/cmake.log" 2>&1 \
+    || { tail -50 "$work/cmake.log"; fail_setup cmake; }
+
+echo "== cluster"
+port=$("$repo/scripts/cluster.sh" start "$work/cluster") || fail_setup cluster
+export PGHOST="$work/cluster/sock" PGPORT="$port" PGUSER=postgres
+export SO_TEST_TMPDIR="$work/tmp"
+install -d -o postgres -g postgres "$SO_TEST_TMPDIR"
+
+echo "== pg_regress"
+rm -rf build/regress
+make installcheck >"$work/regress.log" 2>&1
+ok=$(grep -cE '\.\.\. ok' "$work/regress.log")
+bad=$(grep -cE '\.\.\. (FAILED|failed)' "$work/regress.log")
+[ -s build/regress/regression.diffs ] && head -200 build/regress/regression.diffs
+[ "$ok" -eq 0 ] && [ "$bad" -eq 0 ] && { cat "$work/regress.log"; bad=1; }
+record pg_regress "$ok" "$bad"
+
+echo "== GoogleTest (unit and integration)"
+psql -X -q -d postgres -c "CREATE DATABASE so_integration" \
+    && psql -X -q -d so_integration -c "CREATE EXTENSION stored_object" || fail_setup integration-db
+export SO_TEST_DSN="host=$PGHOST port=$PGPORT user=postgres dbname=so_integration"
+ctest --test-dir build/cmake --output-on-failure >"$work/ctest.log" 2>&1
+grep -E '^\s*[0-9]+/[0-9]+ Test .*(Failed|Exception|Timeout)|Not Run' "$work/ctest.log"
+summary=$(grep -E 'tests passed, [0-9]+ tests failed out of [0-9]+' "$work/ctest.log")
+if [ -n "$summary" ]; then
+    total=$(sed -E 's/.* out of ([0-9]+).*/\1/' <<<"$summary")
+    bad=$(sed -E 's/.* ([0-9]+) tests failed.*/\1/' <<<"$summary")
+    record gtest $((total - bad)) "$bad"
+    [ "$bad" -gt 0 ] && sed -n '/The following tests FAILED/,$p' "$work/ctest.log"
+else
+    tail -30 "$work/ctest.log"
+    record gtest 0 1
+fi
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,105 @@
+-- The backend registry: registering, listing without secrets, changing,
+-- removing, and who may do what.
+\set SHOW_CONTEXT never
+\getenv tmpdir SO_TEST_TMPDIR
+\set root 'file://' :tmpdir '/registry-files'
+
+SELECT so_register_backend('local', :'root', '{"base_url": "https://files.example.com/media/"}');
+-- The form from advanced-alchemy's docs: relative to the data directory.
+SELECT so_register_backend('docs', 'osfs://./storage/local');
+SELECT so_register_backend('media', 's3://media-bucket/uploads',
+  '{"region": "eu-west-1", "access_key_id": "AKIAEXAMPLE", "secret_access_key": "s3cr3t-k3y-never-shown",
+    "session_token": "t0k3n-never-shown"}');
+
+-- The listing shows no secret values, only which secrets are set. A
+-- signing secret was generated for the file backends.
+SELECT key, scheme, options, secrets_set FROM so_backend_info ORDER BY key;
+SELECT count(*) AS leaked FROM so_backend_info WHERE options::text ~ 'never-shown';
+SELECT length(options->>'signing_secret') AS generated_secret_length FROM so_backends WHERE key = 'local';
+
+-- Changing a backend: options merge, a JSON null removes one.
+SELECT so_alter_backend('media', options => '{"region": "us-west-2", "session_token": null}');
+SELECT options, secrets_set FROM so_backend_info WHERE key = 'media';
+SELECT so_alter_backend('local', url => 'osfs://./other');
+SELECT url FROM so_backend_info WHERE key = 'local';
+
+-- Errors, each with its SQLSTATE; none echoes an option value.
+SELECT so_register_backend('local', 'file:///tmp/x');
+\echo :LAST_ERROR_SQLSTATE
+SELECT so_register_backend('x', 'ftp://host/dir');
+\echo :LAST_ERROR_SQLSTATE
+SELECT so_register_backend('x', 'no-scheme');
+\echo :LAST_ERROR_SQLSTATE
+SELECT so_register_backend('x', 'file://relative/dir');
+\echo :LAST_ERROR_SQLSTATE
+SELECT so_register_backend('x', 's3://Not_A_Bucket');
+\echo :LAST_ERROR_SQLSTATE
+SELECT so_register_backend('x', 's3://AKIA:s3cr3t@bucket/x');
+\echo :LAST_ERROR_SQLSTATE
+SELECT so_register_backend('bad key', 's3://bucket');
+\echo :LAST_ERROR_SQLSTATE
+SELECT so_register_backend('x', 's3://bucket', '{"colour": "blue"}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT so_register_backend('x', 's3://bucket', '{"secret_access_key": 12345}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT so_register_backend('x', 's3://bucket', '{"secret_access_key": "s3cr3t-only"}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT so_register_backend('x', 's3://bucket', '{"endpoint": "http://127.0.0.1:9000"}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT so_register_backend('x', 's3://bucket', '{"part_size": 1}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT so_register_backend('x', 's3://bucket', '["not", "an", "object"]');
+\echo :LAST_ERROR_SQLSTATE
+SELECT so_register_backend('x', NULL, '{"secret_access_key": "s3cr3t-never-shown"}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT so_register_backend('x', 'file:///tmp/x', '{"base_url": "ftp://nope"}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT so_alter_backend('nope', 's3://bucket');
+\echo :LAST_ERROR_SQLSTATE
+SELECT so_unregister_backend('nope');
+\echo :LAST_ERROR_SQLSTATE
+SELECT so_alter_backend('media', options => '{"max_concurrency": "many"}');
+\echo :LAST_ERROR_SQLSTATE
+-- Plain DML is validated the same way.
+INSERT INTO so_backends (key, url, options) VALUES ('y', 's3://bucket', '{"bogus": true}');
+\echo :LAST_ERROR_SQLSTATE
+
+-- An ordinary role uses backends through the functions, but cannot read
+-- the table, nor change the registry.
+CREATE ROLE regress_so_user;
+CREATE ROLE regress_so_admin IN ROLE stored_object_admin;
+SET ROLE regress_so_user;
+SELECT key, secrets_set FROM so_backend_info ORDER BY key;
+SELECT options FROM so_backends;
+\echo :LAST_ERROR_SQLSTATE
+SELECT so_register_backend('mine', 's3://my-bucket');
+\echo :LAST_ERROR_SQLSTATE
+SELECT so_alter_backend('media', options => '{"region": "x"}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT so_unregister_backend('media');
+\echo :LAST_ERROR_SQLSTATE
+UPDATE so_backends SET url = 's3://other-bucket';
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
+
+-- The storage administrators' role may manage S3 backends, but a file
+-- backend gives access to server files: superusers only.
+SET ROLE regress_so_admin;
+SELECT so_register_backend('team', 's3://team-bucket', '{"access_key_id": "AK", "secret_access_key": "team-secret"}');
+SELECT so_alter_backend('team', options => '{"region": "eu-central-1"}');
+SELECT so_register_backend('mine', :'root');
+\echo :LAST_ERROR_SQLSTATE
+SELECT so_alter_backend('local', options => '{"base_url": "https://evil.example.com"}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT so_unregister_backend('local');
+\echo :LAST_ERROR_SQLSTATE
+UPDATE so_backends SET url = 'file:///etc' WHERE key = 'team';
+\echo :LAST_ERROR_SQLSTATE
+SELECT so_unregister_backend('team');
+RESET ROLE;
+-- Nobody outside stored_object_admin got the role.
+SELECT pg_has_role('regress_so_user', 'stored_object_admin', 'MEMBER') AS user_is_admin;
+
+SELECT so_unregister_backend('docs');
+SELECT key FROM so_backend_info ORDER BY key;
+DROP ROLE regress_so_user, regress_so_admin;
