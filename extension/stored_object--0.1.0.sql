@@ -297,3 +297,71 @@ SELECT b.key,
   FROM @extschema@.so_backends AS b;
 COMMENT ON VIEW so_backend_info IS 'Registered storage backends, without secret values';
 GRANT SELECT ON so_backend_info TO PUBLIC;
+
+-- ---------------------------------------------------------------------------
+-- Stored objects
+-- ---------------------------------------------------------------------------
+--
+-- Labels:
+--   * so_put, so_delete: VOLATILE PARALLEL UNSAFE; they write storage and
+--     record work for the transaction's end in this backend's memory.
+--   * so_get, so_exists: VOLATILE (storage changes under us) PARALLEL
+--     RESTRICTED: they read what this transaction staged, which only the
+--     leader process knows.
+--   * so_stat: VOLATILE PARALLEL SAFE.
+--   * so_sign, so_verify_url: STABLE PARALLEL SAFE; no I/O, and every row
+--     of a statement uses the statement's start time.
+
+-- Deletes waiting for their transaction's commit or for a retry.
+CREATE TABLE so_pending_deletes (
+    id bigserial PRIMARY KEY,
+    object stored_object NOT NULL,
+    scheduled_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    attempts integer NOT NULL DEFAULT 0,
+    last_error text
+);
+COMMENT ON TABLE so_pending_deletes IS
+    'Deletes recorded by committed transactions whose objects may still exist; so_process_pending() retries them';
+SELECT pg_catalog.pg_extension_config_dump('so_pending_deletes', '');
+SELECT pg_catalog.pg_extension_config_dump('so_pending_deletes_id_seq', '');
+REVOKE ALL ON so_pending_deletes FROM PUBLIC;
+GRANT SELECT ON so_pending_deletes TO stored_object_admin;
+
+CREATE FUNCTION so_put(backend text, filename text, content bytea, content_type text DEFAULT NULL,
+                       metadata jsonb DEFAULT NULL, overwrite boolean DEFAULT false)
+RETURNS stored_object AS 'MODULE_PATHNAME' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION so_put(text, text, bytea, text, jsonb, boolean) IS
+    'Stores content under filename in a backend and returns its metadata; removed again if the transaction aborts; create-only unless overwrite';
+
+CREATE FUNCTION so_get(obj stored_object) RETURNS bytea
+    AS 'MODULE_PATHNAME' LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
+CREATE FUNCTION so_get(obj stored_object, "offset" bigint, length bigint) RETURNS bytea
+    AS 'MODULE_PATHNAME' LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
+COMMENT ON FUNCTION so_get(stored_object) IS 'Content of a stored object';
+COMMENT ON FUNCTION so_get(stored_object, bigint, bigint) IS
+    'Part of a stored object: length bytes from offset (fewer at the end)';
+
+CREATE FUNCTION so_exists(obj stored_object) RETURNS boolean
+    AS 'MODULE_PATHNAME' LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
+COMMENT ON FUNCTION so_exists(stored_object) IS 'Whether the object exists in its backend';
+
+CREATE FUNCTION so_stat(backend text, filename text) RETURNS stored_object
+    AS 'MODULE_PATHNAME' LANGUAGE C VOLATILE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION so_stat(text, text) IS
+    'Metadata of an object as stored (size, time, etag, checksum), to adopt a file written by other means';
+
+CREATE FUNCTION so_delete(obj stored_object) RETURNS void
+    AS 'MODULE_PATHNAME' LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+COMMENT ON FUNCTION so_delete(stored_object) IS
+    'Deletes the object when the transaction commits; nothing happens if it rolls back';
+
+CREATE FUNCTION so_sign(obj stored_object, expires_in interval DEFAULT '1 hour',
+                        for_upload boolean DEFAULT false, download_as text DEFAULT NULL)
+RETURNS text AS 'MODULE_PATHNAME' LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION so_sign(stored_object, interval, boolean, text) IS
+    'A URL that lets its holder download (or upload) the object until it expires; NULL for a NULL object';
+
+CREATE FUNCTION so_verify_url(url text, method text DEFAULT 'GET') RETURNS boolean
+    AS 'MODULE_PATHNAME' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION so_verify_url(text, text) IS
+    'Whether a URL signed for a local backend is intact, unexpired and valid for the method';

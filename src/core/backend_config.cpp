@@ -8,6 +8,7 @@
 #include "core/crypto.hpp"
 #include "core/error.hpp"
 #include "core/json.hpp"
+#include "core/uri.hpp"
 
 namespace so {
 
@@ -27,30 +28,13 @@ std::string lower(std::string_view s) {
     return out;
 }
 
-int hex_value(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
 // Decodes %XX escapes of a file URL path; rejects NUL and control bytes.
 std::string percent_decode_path(std::string_view s) {
-    std::string out;
-    for (size_t i = 0; i < s.size(); ++i) {
-        char c = s[i];
-        if (c == '%') {
-            int hi = i + 2 < s.size() ? hex_value(s[i + 1]) : -1;
-            int lo = i + 2 < s.size() ? hex_value(s[i + 2]) : -1;
-            if (hi < 0 || lo < 0) invalid("invalid percent-escape in backend URL");
-            c = static_cast<char>(hi * 16 + lo);
-            i += 2;
-        }
-        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
-            invalid("backend URL path contains a control character");
-        out += c;
-    }
-    return out;
+    auto decoded = uri::decode(s);
+    if (!decoded) invalid("invalid percent-escape in backend URL");
+    for (unsigned char c : *decoded)
+        if (c < 0x20 || c == 0x7f) invalid("backend URL path contains a control character");
+    return *decoded;
 }
 
 // Collapses repeated slashes and drops a trailing slash and "." segments.

@@ -16,6 +16,7 @@ enum class ErrorKind {
     AlreadyExists,              // stored object exists, create-only (58P02)
     PermissionDenied,           // refused by policy or by the store (42501)
     NotSupported,               // feature not available here (0A000)
+    NotConfigured,              // the backend lacks a setting this needs (55000)
     Canceled,                   // interrupted by a cancel or terminate (57014)
     Io,                         // I/O or remote failure (58030)
     Internal,                   // a bug: should never reach a user (XX000)

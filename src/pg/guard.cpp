@@ -2,13 +2,13 @@
 
 #include <cstring>
 
+extern "C" {
+#include "miscadmin.h"
+}
+
 namespace so::pg {
 
-namespace {
-
-// Copies s into the current memory context without ever raising: a
-// failure leaves nullptr and the report falls back to a fixed text.
-char *copy_no_raise(const char *s) {
+char *copy_text_no_raise(const char *s) noexcept {
     if (!s || !*s) return nullptr;
     size_t len = std::strlen(s);
     char *out = static_cast<char *>(MemoryContextAllocExtended(CurrentMemoryContext, len + 1,
@@ -16,8 +16,6 @@ char *copy_no_raise(const char *s) {
     if (out) std::memcpy(out, s, len + 1);
     return out;
 }
-
-}  // namespace
 
 int sqlstate_for(ErrorKind kind) {
     switch (kind) {
@@ -29,6 +27,7 @@ int sqlstate_for(ErrorKind kind) {
         case ErrorKind::AlreadyExists: return ERRCODE_DUPLICATE_FILE;
         case ErrorKind::PermissionDenied: return ERRCODE_INSUFFICIENT_PRIVILEGE;
         case ErrorKind::NotSupported: return ERRCODE_FEATURE_NOT_SUPPORTED;
+        case ErrorKind::NotConfigured: return ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE;
         case ErrorKind::Canceled: return ERRCODE_QUERY_CANCELED;
         case ErrorKind::Io: return ERRCODE_IO_ERROR;
         case ErrorKind::Internal: return ERRCODE_INTERNAL_ERROR;
@@ -43,14 +42,14 @@ void PendingError::capture_current_exception() noexcept {
         pg_error = e.data();
     } catch (const Error &e) {
         kind = e.kind();
-        message = copy_no_raise(e.what());
-        detail = copy_no_raise(e.detail().c_str());
-        hint = copy_no_raise(e.hint().c_str());
+        message = copy_text_no_raise(e.what());
+        detail = copy_text_no_raise(e.detail().c_str());
+        hint = copy_text_no_raise(e.hint().c_str());
     } catch (const std::bad_alloc &) {
         out_of_memory = true;
     } catch (const std::exception &e) {
         kind = ErrorKind::Internal;
-        message = copy_no_raise(e.what());
+        message = copy_text_no_raise(e.what());
     } catch (...) {
         kind = ErrorKind::Internal;
     }
@@ -58,6 +57,9 @@ void PendingError::capture_current_exception() noexcept {
 
 void PendingError::raise() const {
     if (pg_error) ReThrowError(pg_error);
+    // An interrupted operation reports the interrupt itself (cancel,
+    // statement_timeout, terminate) with PostgreSQL's own message and code.
+    if (kind == ErrorKind::Canceled) CHECK_FOR_INTERRUPTS();
     if (out_of_memory)
         ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
     ereport(ERROR, (errcode(sqlstate_for(kind)),

@@ -75,6 +75,10 @@ void pg_call(F &&f) {
     if (caught) throw PgError(caught);
 }
 
+// Copies s into the current memory context; nullptr instead of raising
+// when memory is short. Safe anywhere, even in commit callbacks.
+char *copy_text_no_raise(const char *s) noexcept;
+
 // palloc for use inside guard: throws std::bad_alloc instead of ereport.
 void *alloc(size_t size);
 

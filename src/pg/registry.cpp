@@ -3,6 +3,7 @@
 #include <map>
 
 #include "core/error.hpp"
+#include "core/store_factory.hpp"
 #include "pg/guard.hpp"
 
 extern "C" {
@@ -26,18 +27,23 @@ extern "C" {
 
 namespace so::pg {
 
+static Oid table_owner(Oid relid);
+
 namespace {
 
 struct Row {
     std::string url;
     std::string options;
     std::shared_ptr<const BackendConfig> parsed;  // parsed on first lookup
+    std::shared_ptr<Store> store;                 // built on first use
 };
 
 // Plain flags the invalidation callback may touch; everything else is
 // rebuilt by lookup_backend in a normal C++ context.
 bool cache_valid = false;
 Oid cached_table_oid = InvalidOid;
+Oid cached_schema_oid = InvalidOid;
+Oid cached_owner_oid = InvalidOid;
 
 std::map<std::string, Row> &rows() {
     static std::map<std::string, Row> cache;
@@ -93,7 +99,13 @@ void read_rows(Oid relid, RawRow **out, int *count) {
 
 void reload() {
     Oid relid = InvalidOid;
-    pg_call([&] { relid = registry_table_oid(); });
+    pg_call([&] {
+        relid = registry_table_oid();
+        if (relid != InvalidOid) {
+            cached_schema_oid = get_rel_namespace(relid);
+            cached_owner_oid = table_owner(relid);
+        }
+    });
     if (relid == InvalidOid)
         throw Error(ErrorKind::NotSupported,
                     "extension \"stored_object\" is not installed in this database");
@@ -116,8 +128,10 @@ void reload() {
         row.options = raw[i].options;
         auto old = rows().find(raw[i].key);
         // Keep a parsed entry whose row did not change: it may hold caches.
-        if (old != rows().end() && old->second.url == row.url && old->second.options == row.options)
+        if (old != rows().end() && old->second.url == row.url && old->second.options == row.options) {
             row.parsed = old->second.parsed;
+            row.store = old->second.store;
+        }
         fresh.emplace(raw[i].key, std::move(row));
     }
     rows().swap(fresh);
@@ -126,6 +140,14 @@ void reload() {
 }  // namespace
 
 void registry_init() { CacheRegisterRelcacheCallback(invalidate, 0); }
+
+// C side: the owner of a relation.
+static Oid table_owner(Oid relid) {
+    Relation rel = table_open(relid, AccessShareLock);
+    Oid owner = rel->rd_rel->relowner;
+    table_close(rel, AccessShareLock);
+    return owner;
+}
 
 // The schema the extension was created in (PostgreSQL 15 does not export
 // get_extension_schema). C side: may ereport.
@@ -151,7 +173,7 @@ Oid registry_table_oid() {
     return schema == InvalidOid ? InvalidOid : get_relname_relid("so_backends", schema);
 }
 
-std::shared_ptr<const BackendConfig> lookup_backend(const std::string &key) {
+static Row &lookup_row(const std::string &key) {
     if (!cache_valid) reload();
     auto it = rows().find(key);
     if (it == rows().end())
@@ -161,7 +183,33 @@ std::shared_ptr<const BackendConfig> lookup_backend(const std::string &key) {
     if (!row.parsed)
         row.parsed = std::make_shared<const BackendConfig>(
             parse_backend_config(key, row.url, row.options, DataDir));
-    return row.parsed;
+    return row;
 }
+
+std::shared_ptr<const BackendConfig> lookup_backend(const std::string &key) { return lookup_row(key).parsed; }
+
+std::shared_ptr<Store> lookup_store(const std::string &key) {
+    Row &row = lookup_row(key);
+    if (!row.store) row.store = make_store(*row.parsed);
+    return row.store;
+}
+
+std::vector<std::shared_ptr<Store>> all_stores() {
+    if (!cache_valid) reload();
+    std::vector<std::string> keys;
+    for (const auto &entry : rows()) keys.push_back(entry.first);
+    std::vector<std::shared_ptr<Store>> stores;
+    for (const auto &key : keys) {
+        try {
+            stores.push_back(lookup_store(key));
+        } catch (const Error &) {
+            // A backend this build cannot use signs nothing we could verify.
+        }
+    }
+    return stores;
+}
+
+Oid extension_schema_oid() { return cached_schema_oid; }
+Oid extension_owner_oid() { return cached_owner_oid; }
 
 }  // namespace so::pg

@@ -7,8 +7,10 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "core/backend_config.hpp"
+#include "core/store.hpp"
 #include "pg/postgres.hpp"
 
 namespace so::pg {
@@ -20,6 +22,17 @@ void registry_init();
 // Error(UndefinedObject) for an unknown key; PostgreSQL errors while
 // reading the table arrive as PgError.
 std::shared_ptr<const BackendConfig> lookup_backend(const std::string &key);
+
+// The Store of a backend, built once per session from its configuration.
+std::shared_ptr<Store> lookup_store(const std::string &key);
+
+// Every registered backend's Store (for so_verify_url). C++ side.
+std::vector<std::shared_ptr<Store>> all_stores();
+
+// Schema and owner of the extension's tables, valid after a lookup in
+// this transaction. C side.
+Oid extension_schema_oid();
+Oid extension_owner_oid();
 
 // OID of so_backends, or InvalidOid when the extension is not installed in
 // this database. C side: may ereport.

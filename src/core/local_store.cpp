@@ -1,0 +1,374 @@
+#include "core/local_store.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+
+#include "core/crypto.hpp"
+#include "core/error.hpp"
+#include "core/interrupts.hpp"
+#include "core/mime_types.hpp"
+
+namespace so {
+
+namespace {
+
+// Our own files in the backend's directories start with this; keys may
+// not, so they can never collide with a temporary or staged file.
+constexpr const char *kReservedPrefix = ".so-";
+constexpr size_t kChunk = 1 << 20;
+
+std::atomic<uint64_t> name_counter{0};
+
+std::string unique_suffix() {
+    return std::to_string(getpid()) + "-" + std::to_string(++name_counter) + "-" +
+           crypto::hex(crypto::random_bytes(4));
+}
+
+double mtime_seconds(const struct stat &st) {
+    // Microseconds: what a double holds exactly for current epochs, and
+    // what PostgreSQL timestamps keep.
+    return std::round(st.st_mtim.tv_sec * 1e6 + st.st_mtim.tv_nsec / 1e3) / 1e6;
+}
+
+// A failed system call inside write_new_file, unwound to its cleanup.
+struct SystemError {
+    int err;
+};
+
+void write_all(int fd, const char *data, size_t size) {
+    while (size > 0) {
+        throw_if_interrupted();
+        ssize_t n = ::write(fd, data, std::min(size, kChunk));
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            throw SystemError{errno};
+        }
+        data += n;
+        size -= static_cast<size_t>(n);
+    }
+}
+
+}  // namespace
+
+LocalStore::LocalStore(std::string backend_key, const LocalConfig &config)
+    : Store(backend_key), root_(config.root), signer_(std::move(backend_key), config) {}
+
+void LocalStore::fail(const std::string &what, const std::string &key, int err) const {
+    if (err == ELOOP)
+        throw Error(ErrorKind::PermissionDenied,
+                    "stored object key " + quoted(key) + " in backend " + quoted(backend_key_) +
+                        " passes through a symbolic link",
+                    {}, "Keys of a local backend must name plain files and directories under its root.");
+    if (err == ENOTDIR || err == EISDIR)
+        throw Error(ErrorKind::InvalidParameter, "stored object key " + quoted(key) + " in backend " +
+                                                     quoted(backend_key_) + " conflicts with a " +
+                                                     (err == EISDIR ? "directory" : "file") + " of the same name");
+    if (err == ENOSPC || err == EDQUOT)
+        throw Error(ErrorKind::Io, "no space left in backend " + quoted(backend_key_) + " to " + what + " " + quoted(key));
+    throw Error(ErrorKind::Io, "could not " + what + " " + quoted(key) + " in backend " + quoted(backend_key_) +
+                                   ": " + std::strerror(err));
+}
+
+void LocalStore::validate_key(std::string_view key) const {
+    auto reject = [&](const std::string &why) {
+        throw Error(ErrorKind::InvalidParameter, "invalid stored object key " + quoted(std::string(key)) + ": " + why);
+    };
+    if (key.empty()) reject("it is empty");
+    if (key.size() > kMaxKey) reject("longer than " + std::to_string(kMaxKey) + " bytes");
+    if (key.front() == '/') reject("it is an absolute path");
+    for (unsigned char c : key)
+        if (c < 0x20 || c == 0x7f) reject("it contains a control character");
+    size_t start = 0;
+    while (start <= key.size()) {
+        size_t end = key.find('/', start);
+        if (end == std::string_view::npos) end = key.size();
+        std::string_view segment = key.substr(start, end - start);
+        if (segment.empty()) reject("it has an empty path segment");
+        if (segment == "." || segment == "..") reject("it has a \"" + std::string(segment) + "\" segment");
+        if (segment.size() > kMaxSegment)
+            reject("a path segment is longer than " + std::to_string(kMaxSegment) + " bytes");
+        if (segment.substr(0, 4) == kReservedPrefix) reject("names starting with \".so-\" are reserved");
+        start = end + 1;
+    }
+}
+
+UniqueFd LocalStore::open_root(bool create) const {
+    UniqueFd fd(::open(root_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (fd || errno != ENOENT || !create) {
+        if (!fd && errno != ENOENT)
+            throw Error(ErrorKind::Io, "could not open the directory of backend " + quoted(backend_key_) + ": " +
+                                           std::strerror(errno));
+        return fd;
+    }
+    // Create the root on first use, like mkdir -p, owner-only.
+    for (size_t pos = 1; pos <= root_.size(); ++pos) {
+        if (pos != root_.size() && root_[pos] != '/') continue;
+        std::string prefix = root_.substr(0, pos);
+        if (::mkdir(prefix.c_str(), 0700) != 0 && errno != EEXIST)
+            throw Error(ErrorKind::Io, "could not create the directory of backend " + quoted(backend_key_) + ": " +
+                                           std::strerror(errno));
+    }
+    fd = UniqueFd(::open(root_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!fd)
+        throw Error(ErrorKind::Io, "could not open the directory of backend " + quoted(backend_key_) + ": " +
+                                       std::strerror(errno));
+    return fd;
+}
+
+UniqueFd LocalStore::open_parent(const std::string &key, bool create, std::string *name) const {
+    UniqueFd dir = open_root(create);
+    if (!dir) return dir;
+    size_t start = 0;
+    for (;;) {
+        size_t slash = key.find('/', start);
+        if (slash == std::string::npos) break;
+        std::string segment = key.substr(start, slash - start);
+        int fd = ::openat(dir.get(), segment.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0 && errno == ENOENT) {
+            if (!create) return UniqueFd();
+            if (::mkdirat(dir.get(), segment.c_str(), 0700) != 0 && errno != EEXIST) fail("create a directory for", key, errno);
+            if (::fsync(dir.get()) != 0) fail("sync a directory for", key, errno);  // the new entry is durable
+            fd = ::openat(dir.get(), segment.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        }
+        if (fd < 0) {
+            int err = errno;
+            struct stat st;
+            if (::fstatat(dir.get(), segment.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode)) err = ELOOP;
+            fail("open a directory for", key, err);
+        }
+        dir = UniqueFd(fd);
+        start = slash + 1;
+    }
+    *name = key.substr(start);
+    return dir;
+}
+
+UniqueFd LocalStore::open_file(const std::string &key, const std::string &handle) const {
+    std::string name;
+    UniqueFd dir = open_parent(key, false, &name);
+    if (!dir) throw_not_found(backend_key_, key);
+    const std::string &file = handle.empty() ? name : handle;
+    UniqueFd fd(::openat(dir.get(), file.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+    if (!fd) {
+        if (errno == ENOENT) throw_not_found(backend_key_, key);
+        fail("open", key, errno);
+    }
+    struct stat st;
+    if (::fstat(fd.get(), &st) != 0) fail("read", key, errno);
+    if (!S_ISREG(st.st_mode)) {
+        if (S_ISDIR(st.st_mode)) throw_not_found(backend_key_, key);
+        fail("read", key, EINVAL);
+    }
+    return fd;
+}
+
+// Writes request's content to a new file dir/name: temp file, fsync,
+// no-replace rename. Returns the object's metadata.
+ObjectMeta LocalStore::write_new_file(int dir, const std::string &name, const PutRequest &request) const {
+    std::string temp = std::string(kReservedPrefix) + "tmp-" + unique_suffix();
+    UniqueFd fd(::openat(dir, temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+    if (!fd) fail("create a file for", request.key, errno);
+
+    crypto::Digest md5(crypto::Digest::Algorithm::Md5), sha256(crypto::Digest::Algorithm::Sha256);
+    struct stat st;
+    try {
+        // Hash each chunk as it is written: the content is read from memory once.
+        for (size_t offset = 0; offset < request.size; offset += kChunk) {
+            size_t n = std::min(kChunk, request.size - offset);
+            md5.update(request.data + offset, n);
+            sha256.update(request.data + offset, n);
+            write_all(fd.get(), request.data + offset, n);
+        }
+        if (::fsync(fd.get()) != 0) throw SystemError{errno};
+        if (::fstat(fd.get(), &st) != 0) throw SystemError{errno};
+        if (::renameat2(dir, temp.c_str(), dir, name.c_str(), RENAME_NOREPLACE) != 0) {
+            if (errno != EINVAL) throw SystemError{errno};
+            // File systems without RENAME_NOREPLACE: link() fails on an existing name too.
+            if (::linkat(dir, temp.c_str(), dir, name.c_str(), 0) != 0) throw SystemError{errno};
+            ::unlinkat(dir, temp.c_str(), 0);
+        }
+    } catch (const SystemError &e) {
+        ::unlinkat(dir, temp.c_str(), 0);
+        if (e.err == EEXIST) throw_already_exists(backend_key_, request.key);
+        fail("write", request.key, e.err);
+    } catch (...) {
+        ::unlinkat(dir, temp.c_str(), 0);
+        throw;
+    }
+    if (::fsync(dir) != 0) fail("sync the directory of", request.key, errno);
+
+    ObjectMeta meta;
+    meta.backend = backend_key_;
+    meta.filename = request.key;
+    meta.content_type = request.content_type;
+    meta.size = static_cast<int64_t>(request.size);
+    meta.last_modified = mtime_seconds(st);
+    meta.etag = crypto::hex(md5.finish());
+    meta.checksum = crypto::hex(sha256.finish());
+    meta.metadata = request.metadata_json;
+    return meta;
+}
+
+ObjectMeta LocalStore::create(const PutRequest &request) {
+    std::string name;
+    UniqueFd dir = open_parent(request.key, true, &name);
+    return write_new_file(dir.get(), name, request);
+}
+
+ObjectMeta LocalStore::stage(const PutRequest &request, const std::string &tag, std::string *handle) {
+    std::string name;
+    UniqueFd dir = open_parent(request.key, true, &name);
+    *handle = std::string(kReservedPrefix) + "new-" + tag + "-" + unique_suffix();
+    return write_new_file(dir.get(), *handle, request);
+}
+
+Backup LocalStore::promote(const std::string &key, const std::string &handle, const std::string &tag) {
+    std::string name;
+    UniqueFd dir = open_parent(key, true, &name);
+    Backup backup{key, ""};
+    // Keep the current object under a backup name (a hard link: atomic and
+    // no copy) so an abort can put it back.
+    std::string backup_name = std::string(kReservedPrefix) + "old-" + tag + "-" + unique_suffix();
+    if (::linkat(dir.get(), name.c_str(), dir.get(), backup_name.c_str(), 0) == 0)
+        backup.handle = backup_name;
+    else if (errno != ENOENT)
+        fail("keep the previous version of", key, errno);
+    if (::renameat(dir.get(), handle.c_str(), dir.get(), name.c_str()) != 0) {
+        int err = errno;
+        if (!backup.handle.empty()) ::unlinkat(dir.get(), backup.handle.c_str(), 0);
+        fail("replace", key, err);
+    }
+    if (::fsync(dir.get()) != 0) fail("sync the directory of", key, errno);
+    return backup;
+}
+
+void LocalStore::discard(const std::string &key, const std::string &handle) {
+    std::string name;
+    UniqueFd dir = open_parent(key, false, &name);
+    if (dir && ::unlinkat(dir.get(), handle.c_str(), 0) != 0 && errno != ENOENT) fail("discard the new version of", key, errno);
+}
+
+void LocalStore::restore(const Backup &backup) {
+    std::string name;
+    UniqueFd dir = open_parent(backup.key, false, &name);
+    if (!dir) fail("restore", backup.key, ENOENT);
+    int rc = backup.handle.empty() ? ::unlinkat(dir.get(), name.c_str(), 0)
+                                   : ::renameat(dir.get(), backup.handle.c_str(), dir.get(), name.c_str());
+    if (rc != 0 && !(backup.handle.empty() && errno == ENOENT)) fail("restore", backup.key, errno);
+    if (::fsync(dir.get()) != 0) fail("sync the directory of", backup.key, errno);
+}
+
+void LocalStore::drop_backup(const Backup &backup) {
+    if (backup.handle.empty()) return;
+    std::string name;
+    UniqueFd dir = open_parent(backup.key, false, &name);
+    if (dir && ::unlinkat(dir.get(), backup.handle.c_str(), 0) != 0 && errno != ENOENT)
+        fail("remove the previous version of", backup.key, errno);
+}
+
+bool LocalStore::remove(const std::string &key, const ObjectMeta *expected) {
+    std::string name;
+    UniqueFd dir = open_parent(key, false, &name);
+    if (!dir) return false;
+    struct stat st;
+    if (::fstatat(dir.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+        if (errno == ENOENT) return false;
+        fail("remove", key, errno);
+    }
+    // A later put may have reused the key: then this is not ours to remove.
+    if (expected && S_ISREG(st.st_mode)) {
+        if (expected->size && *expected->size != st.st_size) return false;
+        if (expected->last_modified && std::fabs(*expected->last_modified - mtime_seconds(st)) > 1e-6) return false;
+    }
+    if (::unlinkat(dir.get(), name.c_str(), 0) != 0) {
+        if (errno == ENOENT) return false;
+        fail("remove", key, errno);
+    }
+    return true;
+}
+
+bool LocalStore::exists(const std::string &key) {
+    std::string name;
+    UniqueFd dir = open_parent(key, false, &name);
+    if (!dir) return false;
+    struct stat st;
+    if (::fstatat(dir.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+        if (errno == ENOENT) return false;
+        fail("look up", key, errno);
+    }
+    return S_ISREG(st.st_mode);
+}
+
+std::optional<ObjectMeta> LocalStore::stat(const std::string &key) {
+    UniqueFd fd;
+    try {
+        fd = open_file(key, "");
+    } catch (const Error &e) {
+        if (e.kind() == ErrorKind::NotFound) return std::nullopt;
+        throw;
+    }
+    struct stat st;
+    if (::fstat(fd.get(), &st) != 0) fail("read", key, errno);
+    crypto::Digest md5(crypto::Digest::Algorithm::Md5), sha256(crypto::Digest::Algorithm::Sha256);
+    std::string buffer(kChunk, '\0');
+    for (;;) {
+        throw_if_interrupted();
+        ssize_t n = ::read(fd.get(), buffer.data(), buffer.size());
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            fail("read", key, errno);
+        }
+        if (n == 0) break;
+        md5.update(buffer.data(), static_cast<size_t>(n));
+        sha256.update(buffer.data(), static_cast<size_t>(n));
+    }
+    ObjectMeta meta;
+    meta.backend = backend_key_;
+    meta.filename = key;
+    meta.content_type = guess_content_type(key);
+    meta.size = st.st_size;
+    meta.last_modified = mtime_seconds(st);
+    meta.etag = crypto::hex(md5.finish());
+    meta.checksum = crypto::hex(sha256.finish());
+    return meta;
+}
+
+uint64_t LocalStore::size_of(const std::string &key, const std::string &handle) {
+    UniqueFd fd = open_file(key, handle);
+    struct stat st;
+    if (::fstat(fd.get(), &st) != 0) fail("read", key, errno);
+    return static_cast<uint64_t>(st.st_size);
+}
+
+size_t LocalStore::read(const std::string &key, const std::string &handle, uint64_t offset, char *dest, size_t len) {
+    UniqueFd fd = open_file(key, handle);
+    size_t done = 0;
+    while (done < len) {
+        throw_if_interrupted();
+        ssize_t n = ::pread(fd.get(), dest + done, std::min(len - done, kChunk), static_cast<off_t>(offset + done));
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            fail("read", key, errno);
+        }
+        if (n == 0) break;
+        done += static_cast<size_t>(n);
+    }
+    return done;
+}
+
+std::string LocalStore::sign(const std::string &key, HttpMethod method, int64_t expires_at,
+                             const std::optional<std::string> &download_as) {
+    if (download_as)
+        throw Error(ErrorKind::NotSupported, "storage backend " + quoted(backend_key_) +
+                                                 " cannot set a download name: the web server in front of it decides");
+    return signer_.sign(key, method, expires_at);
+}
+
+}  // namespace so

@@ -1,0 +1,59 @@
+// The local file system backend: objects are files under a root
+// directory of the database server.
+//
+// Every path is walked one segment at a time with openat(O_NOFOLLOW), so a
+// symbolic link planted inside the root can never lead outside it. Writes
+// go to a temporary file in the target directory, are fsynced, and are
+// renamed into place, then the directory is fsynced: a reader never sees a
+// partial file and a returned put survives a crash.
+#pragma once
+
+#include "core/backend_config.hpp"
+#include "core/local_signer.hpp"
+#include "core/store.hpp"
+#include "core/unique_fd.hpp"
+
+namespace so {
+
+class LocalStore final : public Store {
+public:
+    LocalStore(std::string backend_key, const LocalConfig &config);
+
+    void validate_key(std::string_view key) const override;
+    ObjectMeta create(const PutRequest &request) override;
+    ObjectMeta stage(const PutRequest &request, const std::string &tag, std::string *handle) override;
+    Backup promote(const std::string &key, const std::string &handle, const std::string &tag) override;
+    void discard(const std::string &key, const std::string &handle) override;
+    void restore(const Backup &backup) override;
+    void drop_backup(const Backup &backup) override;
+    bool remove(const std::string &key, const ObjectMeta *expected) override;
+    bool exists(const std::string &key) override;
+    std::optional<ObjectMeta> stat(const std::string &key) override;
+    uint64_t size_of(const std::string &key, const std::string &handle) override;
+    size_t read(const std::string &key, const std::string &handle, uint64_t offset, char *dest,
+                size_t len) override;
+    std::string sign(const std::string &key, HttpMethod method, int64_t expires_at,
+                     const std::optional<std::string> &download_as) override;
+
+    const LocalSigner &signer() const { return signer_; }
+
+    // Longest key segment: leaves room for our staging prefixes within
+    // NAME_MAX (255).
+    static constexpr size_t kMaxSegment = 200;
+    static constexpr size_t kMaxKey = 1024;
+
+private:
+    std::string root_;
+    LocalSigner signer_;
+
+    UniqueFd open_root(bool create) const;
+    // The directory that holds the key's last segment, and that segment.
+    // Creates missing directories when create is set; otherwise returns an
+    // invalid fd when a directory is missing.
+    UniqueFd open_parent(const std::string &key, bool create, std::string *name) const;
+    UniqueFd open_file(const std::string &key, const std::string &handle) const;
+    ObjectMeta write_new_file(int dir, const std::string &name, const PutRequest &request) const;
+    [[noreturn]] void fail(const std::string &what, const std::string &key, int err) const;
+};
+
+}  // namespace so

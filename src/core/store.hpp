@@ -1,0 +1,82 @@
+// What every storage backend offers the transactional layer.
+//
+// Two ways to write: create() makes the object visible at once and fails
+// if the key exists (the undo is remove()); stage() writes where readers
+// cannot see it, and promote() makes it replace the object at the key,
+// keeping what it replaced until drop_backup() or restore().
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "core/object_meta.hpp"
+
+namespace so {
+
+struct PutRequest {
+    std::string key;
+    const char *data = nullptr;
+    size_t size = 0;
+    std::string content_type;
+    std::string metadata_json = "{}";
+};
+
+// What promote() replaced, so an abort can put it back.
+struct Backup {
+    std::string key;
+    std::string handle;  // empty: there was no object before
+};
+
+enum class HttpMethod { Get, Put };
+
+class Store {
+public:
+    virtual ~Store() = default;
+
+    const std::string &backend_key() const { return backend_key_; }
+
+    // Throws Error(InvalidParameter) naming the key if this store cannot
+    // hold it.
+    virtual void validate_key(std::string_view key) const = 0;
+
+    virtual ObjectMeta create(const PutRequest &request) = 0;
+    // tag names the writer (a transaction id) in staged and backup names,
+    // so a sweeper can tell which transaction left them.
+    virtual ObjectMeta stage(const PutRequest &request, const std::string &tag, std::string *handle) = 0;
+    virtual Backup promote(const std::string &key, const std::string &handle, const std::string &tag) = 0;
+    virtual void discard(const std::string &key, const std::string &handle) = 0;
+    virtual void restore(const Backup &backup) = 0;
+    virtual void drop_backup(const Backup &backup) = 0;
+
+    // Removes the object if it is still the version described by expected
+    // (size and modification time, when known). Returns false when there
+    // was nothing to remove or the key now holds another version.
+    virtual bool remove(const std::string &key, const ObjectMeta *expected) = 0;
+
+    virtual bool exists(const std::string &key) = 0;
+    // The object as stored: size, time, etag and checksum (which may mean
+    // reading it), guessed content type. Nullopt if absent.
+    virtual std::optional<ObjectMeta> stat(const std::string &key) = 0;
+    // Size of the object (or of a staged handle); NotFound if absent.
+    virtual uint64_t size_of(const std::string &key, const std::string &handle) = 0;
+    // Reads up to len bytes at offset into dest; returns the count.
+    virtual size_t read(const std::string &key, const std::string &handle, uint64_t offset, char *dest,
+                        size_t len) = 0;
+
+    // A URL that lets its holder GET (or PUT) the object until expires_at
+    // (seconds since the epoch). No I/O.
+    virtual std::string sign(const std::string &key, HttpMethod method, int64_t expires_at,
+                             const std::optional<std::string> &download_as) = 0;
+
+protected:
+    explicit Store(std::string backend_key) : backend_key_(std::move(backend_key)) {}
+    std::string backend_key_;
+};
+
+// Messages shared by every backend, naming backend and key.
+[[noreturn]] void throw_not_found(const std::string &backend, const std::string &key);
+[[noreturn]] void throw_already_exists(const std::string &backend, const std::string &key);
+
+}  // namespace so

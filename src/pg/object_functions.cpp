@@ -1,0 +1,170 @@
+// so_put, so_get, so_exists, so_stat, so_delete: the stored objects
+// themselves, on whichever backend the value names.
+#include "core/error.hpp"
+#include "core/json.hpp"
+#include "core/mime_types.hpp"
+#include "core/object_meta.hpp"
+#include "pg/delete_queue.hpp"
+#include "pg/guard.hpp"
+#include "pg/object_datum.hpp"
+#include "pg/registry.hpp"
+#include "pg/transaction.hpp"
+
+extern "C" {
+#include "access/xact.h"
+#include "miscadmin.h"
+#include "utils/jsonb.h"
+}
+
+namespace {
+
+// C side: a required text argument.
+char *required_text(FunctionCallInfo fcinfo, int arg, const char *name) {
+    if (PG_ARGISNULL(arg))
+        ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("%s must not be null", name)));
+    return text_to_cstring(PG_GETARG_TEXT_PP(arg));
+}
+
+// C side: a jsonb argument as text, or nullptr when NULL.
+char *optional_jsonb_text(FunctionCallInfo fcinfo, int arg) {
+    if (PG_ARGISNULL(arg)) return nullptr;
+    Jsonb *jb = PG_GETARG_JSONB_P(arg);
+    return JsonbToCString(nullptr, &jb->root, VARSIZE(jb));
+}
+
+std::string view_string(std::string_view s) { return std::string(s); }
+
+// The datum of a stored_object whose fields come from view; C++ side.
+so::ObjectMeta meta_of(const so::PackedView &view) { return so::to_object_meta(view); }
+
+bytea *read_object(so::Store &store, const std::string &key, uint64 offset, std::optional<uint64> length) {
+    std::string handle = so::pg::staged_handle(store.backend_key(), key);
+    uint64 size = store.size_of(key, handle);
+    uint64 start = std::min<uint64>(offset, size);
+    uint64 count = std::min<uint64>(length.value_or(size), size - start);
+    if (count > MaxAllocSize - VARHDRSZ)
+        throw so::Error(so::ErrorKind::InvalidParameter,
+                        "stored object " + so::quoted(key) + " is too large for one bytea (" + std::to_string(count) +
+                            " bytes)",
+                        {}, "Read it in parts with so_get(object, offset, length).");
+    auto *result = static_cast<bytea *>(so::pg::alloc(VARHDRSZ + count));
+    size_t got = store.read(key, handle, start, VARDATA(result), count);
+    SET_VARSIZE(result, VARHDRSZ + got);
+    return result;
+}
+
+}  // namespace
+
+extern "C" {
+
+PG_FUNCTION_INFO_V1(so_put);
+Datum so_put(PG_FUNCTION_ARGS) {
+    char *backend = required_text(fcinfo, 0, "backend");
+    char *filename = required_text(fcinfo, 1, "filename");
+    if (PG_ARGISNULL(2))
+        ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("content must not be null")));
+    bytea *content = PG_GETARG_BYTEA_PP(2);
+    char *content_type = PG_ARGISNULL(3) ? nullptr : text_to_cstring(PG_GETARG_TEXT_PP(3));
+    char *metadata = optional_jsonb_text(fcinfo, 4);
+    bool overwrite = !PG_ARGISNULL(5) && PG_GETARG_BOOL(5);
+    PreventCommandIfReadOnly("so_put()");
+    so::pg::drop_completed_deletes();
+    TransactionId xid = GetTopTransactionId();
+
+    return so::pg::guard([&] {
+        auto store = so::pg::lookup_store(backend);
+        so::PutRequest request;
+        request.key = filename;
+        store->validate_key(request.key);
+        request.data = VARDATA_ANY(content);
+        request.size = VARSIZE_ANY_EXHDR(content);
+        request.content_type = content_type ? std::string(content_type) : so::guess_content_type(filename);
+        if (metadata) request.metadata_json = so::canonical_json_object(metadata, "metadata");
+        so::ObjectMeta meta;
+        if (overwrite) {
+            std::string handle;
+            meta = store->stage(request, std::to_string(xid), &handle);
+            try {
+                so::pg::remember_staged(store, meta, handle);
+            } catch (...) {
+                store->discard(request.key, handle);
+                throw;
+            }
+        } else {
+            meta = store->create(request);
+            try {
+                so::pg::remember_created(store, meta);
+            } catch (...) {
+                store->remove(request.key, &meta);
+                throw;
+            }
+        }
+        return so::pg::make_object_datum(meta);
+    });
+}
+
+PG_FUNCTION_INFO_V1(so_get);
+Datum so_get(PG_FUNCTION_ARGS) {
+    so::PackedView view = so::pg::object_view(PG_GETARG_DATUM(0));
+    bool ranged = PG_NARGS() == 3;
+    int64 offset = 0, length = -1;
+    if (ranged) {
+        offset = PG_GETARG_INT64(1);
+        length = PG_GETARG_INT64(2);
+        if (offset < 0 || length < 0)
+            ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                            errmsg("offset and length must not be negative")));
+    }
+    return so::pg::guard([&] {
+        auto store = so::pg::lookup_store(view_string(view.backend));
+        std::optional<uint64> len;
+        if (ranged) len = static_cast<uint64>(length);
+        return PointerGetDatum(read_object(*store, view_string(view.filename), static_cast<uint64>(offset), len));
+    });
+}
+
+PG_FUNCTION_INFO_V1(so_exists);
+Datum so_exists(PG_FUNCTION_ARGS) {
+    so::PackedView view = so::pg::object_view(PG_GETARG_DATUM(0));
+    return so::pg::guard([&] {
+        auto store = so::pg::lookup_store(view_string(view.backend));
+        std::string key = view_string(view.filename);
+        bool found = !so::pg::staged_handle(store->backend_key(), key).empty() || store->exists(key);
+        return BoolGetDatum(found);
+    });
+}
+
+PG_FUNCTION_INFO_V1(so_stat);
+Datum so_stat(PG_FUNCTION_ARGS) {
+    char *backend = required_text(fcinfo, 0, "backend");
+    char *filename = required_text(fcinfo, 1, "filename");
+    return so::pg::guard([&] {
+        auto store = so::pg::lookup_store(backend);
+        store->validate_key(filename);
+        auto meta = store->stat(filename);
+        if (!meta) so::throw_not_found(backend, filename);
+        return so::pg::make_object_datum(*meta);
+    });
+}
+
+PG_FUNCTION_INFO_V1(so_delete);
+Datum so_delete(PG_FUNCTION_ARGS) {
+    Datum object = PG_GETARG_DATUM(0);
+    so::PackedView view = so::pg::object_view(object);
+    PreventCommandIfReadOnly("so_delete()");
+    // Check the backend and key before queueing anything.
+    so::pg::guard([&] {
+        auto store = so::pg::lookup_store(view_string(view.backend));
+        store->validate_key(view.filename);
+        return 0;
+    });
+    so::pg::drop_completed_deletes();
+    int64 queue_id = so::pg::queue_delete(object, get_fn_expr_argtype(fcinfo->flinfo, 0));
+    so::pg::guard([&] {
+        so::pg::remember_delete(so::pg::lookup_store(view_string(view.backend)), meta_of(view), queue_id);
+        return 0;
+    });
+    PG_RETURN_VOID();
+}
+
+}  // extern "C"

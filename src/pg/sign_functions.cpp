@@ -1,0 +1,75 @@
+// so_sign and so_verify_url: time-limited URLs for stored objects.
+#include "core/error.hpp"
+#include "core/local_store.hpp"
+#include "pg/guard.hpp"
+#include "pg/object_datum.hpp"
+#include "pg/registry.hpp"
+
+extern "C" {
+#include "access/xact.h"
+#include "datatype/timestamp.h"
+#include "utils/timestamp.h"
+}
+
+namespace {
+
+// C side: seconds since the epoch at the start of the statement, so every
+// row of one statement gets the same expiry.
+int64 statement_epoch_seconds() { return static_cast<int64>(timestamptz_to_time_t(GetCurrentStatementStartTimestamp())); }
+
+// C side: an interval as whole seconds (a month counts 30 days, as in SQL).
+int64 interval_seconds(const Interval *span) {
+    return span->time / USECS_PER_SEC + static_cast<int64>(span->day) * SECS_PER_DAY +
+           static_cast<int64>(span->month) * DAYS_PER_MONTH * SECS_PER_DAY;
+}
+
+so::HttpMethod method_arg(const char *method) {
+    if (pg_strcasecmp(method, "GET") == 0) return so::HttpMethod::Get;
+    if (pg_strcasecmp(method, "PUT") == 0) return so::HttpMethod::Put;
+    ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("method must be GET or PUT, not \"%s\"", method)));
+    pg_unreachable();
+}
+
+}  // namespace
+
+extern "C" {
+
+PG_FUNCTION_INFO_V1(so_sign);
+Datum so_sign(PG_FUNCTION_ARGS) {
+    if (PG_ARGISNULL(0)) PG_RETURN_NULL();  // a row without a file gets no URL
+    so::PackedView view = so::pg::object_view(PG_GETARG_DATUM(0));
+    if (PG_ARGISNULL(1))
+        ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("expires_in must not be null")));
+    int64 seconds = interval_seconds(PG_GETARG_INTERVAL_P(1));
+    if (seconds <= 0)
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("expires_in must be a positive interval")));
+    so::HttpMethod method = !PG_ARGISNULL(2) && PG_GETARG_BOOL(2) ? so::HttpMethod::Put : so::HttpMethod::Get;
+    char *download_as = PG_NARGS() > 3 && !PG_ARGISNULL(3) ? text_to_cstring(PG_GETARG_TEXT_PP(3)) : nullptr;
+    int64 expires_at = statement_epoch_seconds() + seconds;
+
+    return so::pg::guard([&] {
+        auto store = so::pg::lookup_store(std::string(view.backend));
+        std::optional<std::string> name;
+        if (download_as) name = download_as;
+        std::string url = store->sign(std::string(view.filename), method, expires_at, name);
+        return PointerGetDatum(cstring_to_text_with_len(url.data(), static_cast<int>(url.size())));
+    });
+}
+
+PG_FUNCTION_INFO_V1(so_verify_url);
+Datum so_verify_url(PG_FUNCTION_ARGS) {
+    char *url = text_to_cstring(PG_GETARG_TEXT_PP(0));
+    so::HttpMethod method = PG_NARGS() > 1 ? method_arg(text_to_cstring(PG_GETARG_TEXT_PP(1))) : so::HttpMethod::Get;
+    int64 now = statement_epoch_seconds();
+    return so::pg::guard([&] {
+        for (const auto &store : so::pg::all_stores()) {
+            const auto *local = dynamic_cast<const so::LocalStore *>(store.get());
+            if (!local) continue;
+            auto verdict = local->signer().verify(url, method, now);
+            if (verdict != so::LocalSigner::Verdict::Foreign) return BoolGetDatum(verdict == so::LocalSigner::Verdict::Valid);
+        }
+        return BoolGetDatum(false);
+    });
+}
+
+}  // extern "C"
