@@ -73,5 +73,23 @@ else
     record gtest 0 1
 fi
 
+echo "== system tests (tests/system/*.py: real servers and independent clients)"
+for t in tests/system/test_*.py; do
+    [ -e "$t" ] || continue
+    name=$(basename "$t" .py)
+    /usr/bin/python3 "$t" >"$work/$name.log" 2>&1
+    rc=$?
+    line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$work/$name.log" | tail -1)
+    if [ -n "$line" ]; then
+        ok=$(sed -E 's/^([0-9]+) passed.*/\1/' <<<"$line")
+        bad=$(sed -E 's/.* ([0-9]+) failed.*/\1/' <<<"$line")
+    else
+        ok=0; bad=1
+    fi
+    [ "$rc" -ne 0 ] && [ "$bad" -eq 0 ] && bad=1
+    [ "$bad" -gt 0 ] && tail -40 "$work/$name.log"
+    record "$name" "$ok" "$bad"
+done
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

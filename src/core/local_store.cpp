@@ -196,7 +196,12 @@ ObjectMeta LocalStore::write_new_file(int dir, const std::string &name, const Pu
         }
     } catch (const SystemError &e) {
         ::unlinkat(dir, temp.c_str(), 0);
-        if (e.err == EEXIST) throw_already_exists(backend_key_, request.key);
+        if (e.err == EEXIST) {
+            struct stat existing;
+            if (::fstatat(dir, name.c_str(), &existing, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(existing.st_mode))
+                fail("write", request.key, EISDIR);
+            throw_already_exists(backend_key_, request.key);
+        }
         fail("write", request.key, e.err);
     } catch (...) {
         ::unlinkat(dir, temp.c_str(), 0);

@@ -161,7 +161,8 @@ std::string format_object_meta(const ObjectMeta &meta) {
 std::string canonical_json_object(std::string_view text, const char *what) {
     json::Value v = json::parse(text);
     if (v.kind != json::Value::Kind::Object)
-        invalid(std::string(what) + " must be a JSON object, not " + json::kind_name(v.kind));
+        throw Error(ErrorKind::InvalidParameter,
+                    std::string(what) + " must be a JSON object, not " + json::kind_name(v.kind));
     return json::write(v);
 }
 

@@ -30,8 +30,8 @@ ObjectMeta parse_object_meta(std::string_view text);
 // Canonical JSON text: always the same keys in the same order.
 std::string format_object_meta(const ObjectMeta &meta);
 
-// Canonical text of a JSON object given as text (for user metadata).
-// Throws InvalidTextRepresentation when it is not a JSON object.
+// Canonical text of a JSON object given as text (a metadata argument).
+// Throws InvalidParameter when it is not a JSON object.
 std::string canonical_json_object(std::string_view text, const char *what);
 
 }  // namespace so

@@ -38,6 +38,7 @@ std::string view_string(std::string_view s) { return std::string(s); }
 so::ObjectMeta meta_of(const so::PackedView &view) { return so::to_object_meta(view); }
 
 bytea *read_object(so::Store &store, const std::string &key, uint64 offset, std::optional<uint64> length) {
+    store.validate_key(key);
     std::string handle = so::pg::staged_handle(store.backend_key(), key);
     uint64 size = store.size_of(key, handle);
     uint64 start = std::min<uint64>(offset, size);
@@ -129,6 +130,7 @@ Datum so_exists(PG_FUNCTION_ARGS) {
     return so::pg::guard([&] {
         auto store = so::pg::lookup_store(view_string(view.backend));
         std::string key = view_string(view.filename);
+        store->validate_key(key);
         bool found = !so::pg::staged_handle(store->backend_key(), key).empty() || store->exists(key);
         return BoolGetDatum(found);
     });

@@ -51,7 +51,9 @@ Datum so_sign(PG_FUNCTION_ARGS) {
         auto store = so::pg::lookup_store(std::string(view.backend));
         std::optional<std::string> name;
         if (download_as) name = download_as;
-        std::string url = store->sign(std::string(view.filename), method, expires_at, name);
+        std::string key(view.filename);
+        store->validate_key(key);
+        std::string url = store->sign(key, method, expires_at, name);
         return PointerGetDatum(cstring_to_text_with_len(url.data(), static_cast<int>(url.size())));
     });
 }
