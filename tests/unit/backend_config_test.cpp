@@ -103,7 +103,7 @@ TEST(BackendConfig, S3Options) {
 
 TEST(BackendConfig, SecretsNeverInMessages) {
     const std::string secret = "TOPSECRETVALUE123";
-    for (const std::string options :
+    for (const std::string &options :
          {R"({"secret_access_key":")" + secret + R"("})",
           R"({"secret_access_key":")" + secret + R"(","access_key_id":1})",
           R"({"session_token":")" + secret + R"("})"}) {
