@@ -92,6 +92,8 @@ LocalSigner::Verdict LocalSigner::verify(std::string_view url, HttpMethod method
     const std::string &expires = params["expires"];
     const std::string &given = params[scheme_ == LocalSignScheme::NginxSecureLink ? "md5" : "signature"];
     if (!all_digits(expires) || given.empty()) return Verdict::Tampered;
+    // nginx's MAC does not cover the method, and the scheme serves downloads only.
+    if (method == HttpMethod::Put && scheme_ == LocalSignScheme::NginxSecureLink) return Verdict::Tampered;
     if (!crypto::constant_time_equal(mac(*key, method, expires), given)) return Verdict::Tampered;
     return std::stoll(expires) < now ? Verdict::Expired : Verdict::Valid;
 }
