@@ -198,8 +198,10 @@ ObjectMeta LocalStore::write_new_file(int dir, const std::string &name, const Pu
         ::unlinkat(dir, temp.c_str(), 0);
         if (e.err == EEXIST) {
             struct stat existing;
-            if (::fstatat(dir, name.c_str(), &existing, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(existing.st_mode))
-                fail("write", request.key, EISDIR);
+            if (::fstatat(dir, name.c_str(), &existing, AT_SYMLINK_NOFOLLOW) == 0) {
+                if (S_ISDIR(existing.st_mode)) fail("write", request.key, EISDIR);
+                if (S_ISLNK(existing.st_mode)) fail("write", request.key, ELOOP);
+            }
             throw_already_exists(backend_key_, request.key);
         }
         fail("write", request.key, e.err);
@@ -238,6 +240,11 @@ Backup LocalStore::promote(const std::string &key, const std::string &handle, co
     std::string name;
     UniqueFd dir = open_parent(key, true, &name);
     Backup backup{key, ""};
+    struct stat current;
+    if (::fstatat(dir.get(), name.c_str(), &current, AT_SYMLINK_NOFOLLOW) == 0) {
+        if (S_ISLNK(current.st_mode)) fail("replace", key, ELOOP);
+        if (S_ISDIR(current.st_mode)) fail("replace", key, EISDIR);
+    }
     // Keep the current object under a backup name (a hard link: atomic and
     // no copy) so an abort can put it back.
     std::string backup_name = std::string(kReservedPrefix) + "old-" + tag + "-" + unique_suffix();
