@@ -73,8 +73,8 @@ else
     record gtest 0 1
 fi
 
-echo "== system tests (tests/system/*.py: real servers and independent clients)"
-for t in tests/system/test_*.py; do
+echo "== system tests (the S3 fixture's own test, then tests/system/*.py)"
+for t in tests/s3/test_fixture.py tests/system/test_*.py; do
     [ -e "$t" ] || continue
     name=$(basename "$t" .py)
     /usr/bin/python3 "$t" >"$work/$name.log" 2>&1
