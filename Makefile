@@ -13,7 +13,9 @@ REGRESS_OUTPUT_DIR ?= build/regress
 
 PG_CONFIG ?= pg_config
 PG_CPPFLAGS = -I$(srcdir)/src
-PG_CXXFLAGS = -std=c++17 -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Wno-register
+# -MMD: rebuild objects when a header they include changes.
+PG_CXXFLAGS = -std=c++17 -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Wno-register -MMD -MP
+EXTRA_CLEAN = $(OBJS:.o=.d) build
 # gcc links the module: name the C++ runtime, or loading fails on std:: symbols.
 SHLIB_LINK = -lstdc++ -lcurl -lcrypto
 
@@ -23,6 +25,8 @@ include $(PGXS)
 # C++17 for the clang bitcode step too (JIT-enabled servers install it);
 # Makefile.global sets BITCODE_CXXFLAGS, so append after including it.
 override BITCODE_CXXFLAGS += -std=c++17 -Wno-register
+
+-include $(OBJS:.o=.d)
 
 $(REGRESS_OUTPUT_DIR):
 	mkdir -p $@

@@ -352,24 +352,24 @@ std::optional<ObjectMeta> LocalStore::stat(const std::string &key) {
     return meta;
 }
 
-uint64_t LocalStore::size_of(const std::string &key, const std::string &handle) {
+size_t LocalStore::fetch(const std::string &key, const std::string &handle, uint64_t offset,
+                         std::optional<uint64_t> length, const std::function<char *(uint64_t)> &allocate) {
     UniqueFd fd = open_file(key, handle);
     struct stat st;
     if (::fstat(fd.get(), &st) != 0) fail("read", key, errno);
-    return static_cast<uint64_t>(st.st_size);
-}
-
-size_t LocalStore::read(const std::string &key, const std::string &handle, uint64_t offset, char *dest, size_t len) {
-    UniqueFd fd = open_file(key, handle);
+    uint64_t size = static_cast<uint64_t>(st.st_size);
+    uint64_t start = std::min(offset, size);
+    uint64_t count = std::min(length.value_or(size), size - start);
+    char *dest = allocate(count);
     size_t done = 0;
-    while (done < len) {
+    while (done < count) {
         throw_if_interrupted();
-        ssize_t n = ::pread(fd.get(), dest + done, std::min(len - done, kChunk), static_cast<off_t>(offset + done));
+        ssize_t n = ::pread(fd.get(), dest + done, std::min<uint64_t>(count - done, kChunk), static_cast<off_t>(start + done));
         if (n < 0) {
             if (errno == EINTR) continue;
             fail("read", key, errno);
         }
-        if (n == 0) break;
+        if (n == 0) break;  // the file shrank under us
         done += static_cast<size_t>(n);
     }
     return done;

@@ -29,9 +29,8 @@ public:
     bool remove(const std::string &key, const ObjectMeta *expected) override;
     bool exists(const std::string &key) override;
     std::optional<ObjectMeta> stat(const std::string &key) override;
-    uint64_t size_of(const std::string &key, const std::string &handle) override;
-    size_t read(const std::string &key, const std::string &handle, uint64_t offset, char *dest,
-                size_t len) override;
+    size_t fetch(const std::string &key, const std::string &handle, uint64_t offset, std::optional<uint64_t> length,
+                 const std::function<char *(uint64_t)> &allocate) override;
     std::string sign(const std::string &key, HttpMethod method, int64_t expires_at,
                      const std::optional<std::string> &download_as) override;
 

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -59,11 +60,13 @@ public:
     // The object as stored: size, time, etag and checksum (which may mean
     // reading it), guessed content type. Nullopt if absent.
     virtual std::optional<ObjectMeta> stat(const std::string &key) = 0;
-    // Size of the object (or of a staged handle); NotFound if absent.
-    virtual uint64_t size_of(const std::string &key, const std::string &handle) = 0;
-    // Reads up to len bytes at offset into dest; returns the count.
-    virtual size_t read(const std::string &key, const std::string &handle, uint64_t offset, char *dest,
-                        size_t len) = 0;
+    // Reads the object (or the staged version named by handle): length
+    // bytes from offset, fewer at the end, all when length is absent. Once
+    // the size is known it calls allocate(size) for the destination, so
+    // the bytes land in the caller's buffer without another copy. Returns
+    // the number of bytes written there. NotFound if absent.
+    virtual size_t fetch(const std::string &key, const std::string &handle, uint64_t offset,
+                         std::optional<uint64_t> length, const std::function<char *(uint64_t)> &allocate) = 0;
 
     // A URL that lets its holder GET (or PUT) the object until expires_at
     // (seconds since the epoch). No I/O.

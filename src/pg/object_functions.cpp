@@ -40,16 +40,16 @@ so::ObjectMeta meta_of(const so::PackedView &view) { return so::to_object_meta(v
 bytea *read_object(so::Store &store, const std::string &key, uint64 offset, std::optional<uint64> length) {
     store.validate_key(key);
     std::string handle = so::pg::staged_handle(store.backend_key(), key);
-    uint64 size = store.size_of(key, handle);
-    uint64 start = std::min<uint64>(offset, size);
-    uint64 count = std::min<uint64>(length.value_or(size), size - start);
-    if (count > MaxAllocSize - VARHDRSZ)
-        throw so::Error(so::ErrorKind::InvalidParameter,
-                        "stored object " + so::quoted(key) + " is too large for one bytea (" + std::to_string(count) +
-                            " bytes)",
-                        {}, "Read it in parts with so_get(object, offset, length).");
-    auto *result = static_cast<bytea *>(so::pg::alloc(VARHDRSZ + count));
-    size_t got = store.read(key, handle, start, VARDATA(result), count);
+    bytea *result = nullptr;
+    size_t got = store.fetch(key, handle, offset, length, [&](uint64 count) {
+        if (count > MaxAllocSize - VARHDRSZ)
+            throw so::Error(so::ErrorKind::InvalidParameter,
+                            "stored object " + so::quoted(key) + " is too large for one bytea (" +
+                                std::to_string(count) + " bytes)",
+                            {}, "Read it in parts with so_get(object, offset, length).");
+        result = static_cast<bytea *>(so::pg::alloc(VARHDRSZ + count));
+        return VARDATA(result);
+    });
     SET_VARSIZE(result, VARHDRSZ + got);
     return result;
 }
