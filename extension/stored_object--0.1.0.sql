@@ -356,9 +356,10 @@ COMMENT ON FUNCTION so_delete(stored_object) IS
     'Deletes the object when the transaction commits; nothing happens if it rolls back';
 
 CREATE FUNCTION so_sign(obj stored_object, expires_in interval DEFAULT '1 hour',
-                        for_upload boolean DEFAULT false, download_as text DEFAULT NULL)
+                        for_upload boolean DEFAULT false, download_as text DEFAULT NULL,
+                        download_type text DEFAULT NULL)
 RETURNS text AS 'MODULE_PATHNAME' LANGUAGE C STABLE PARALLEL SAFE;
-COMMENT ON FUNCTION so_sign(stored_object, interval, boolean, text) IS
+COMMENT ON FUNCTION so_sign(stored_object, interval, boolean, text, text) IS
     'A URL that lets its holder download (or upload) the object until it expires; NULL for a NULL object';
 
 CREATE FUNCTION so_verify_url(url text, method text DEFAULT 'GET') RETURNS boolean

@@ -375,12 +375,12 @@ size_t LocalStore::fetch(const std::string &key, const std::string &handle, uint
     return done;
 }
 
-std::string LocalStore::sign(const std::string &key, HttpMethod method, int64_t expires_at,
-                             const std::optional<std::string> &download_as) {
-    if (download_as)
+std::string LocalStore::sign(const std::string &key, const SignRequest &request) {
+    if (request.download_as || request.download_type)
         throw Error(ErrorKind::NotSupported, "storage backend " + quoted(backend_key_) +
-                                                 " cannot set a download name: the web server in front of it decides");
-    return signer_.sign(key, method, expires_at);
+                                                 " cannot override the download's name or type: the web server in "
+                                                 "front of it decides");
+    return signer_.sign(key, request.method, request.now + request.expires_in);
 }
 
 }  // namespace so

@@ -31,8 +31,7 @@ public:
     std::optional<ObjectMeta> stat(const std::string &key) override;
     size_t fetch(const std::string &key, const std::string &handle, uint64_t offset, std::optional<uint64_t> length,
                  const std::function<char *(uint64_t)> &allocate) override;
-    std::string sign(const std::string &key, HttpMethod method, int64_t expires_at,
-                     const std::optional<std::string> &download_as) override;
+    std::string sign(const std::string &key, const SignRequest &request) override;
 
     const LocalSigner &signer() const { return signer_; }
 

@@ -27,10 +27,19 @@ struct PutRequest {
 // What promote() replaced, so an abort can put it back.
 struct Backup {
     std::string key;
-    std::string handle;  // empty: there was no object before
+    std::string handle;       // empty: there was no object before
+    bool restorable = true;   // false: the store cannot undo a promotion (S3)
 };
 
 enum class HttpMethod { Get, Put };
+
+struct SignRequest {
+    HttpMethod method = HttpMethod::Get;
+    int64_t now = 0;         // seconds since the epoch
+    int64_t expires_in = 0;  // seconds
+    std::optional<std::string> download_as;    // response Content-Disposition file name
+    std::optional<std::string> download_type;  // response Content-Type
+};
 
 class Store {
 public:
@@ -68,10 +77,9 @@ public:
     virtual size_t fetch(const std::string &key, const std::string &handle, uint64_t offset,
                          std::optional<uint64_t> length, const std::function<char *(uint64_t)> &allocate) = 0;
 
-    // A URL that lets its holder GET (or PUT) the object until expires_at
-    // (seconds since the epoch). No I/O.
-    virtual std::string sign(const std::string &key, HttpMethod method, int64_t expires_at,
-                             const std::optional<std::string> &download_as) = 0;
+    // A URL that lets its holder GET (or PUT) the object for expires_in
+    // seconds from now (seconds since the epoch). No I/O.
+    virtual std::string sign(const std::string &key, const SignRequest &request) = 0;
 
 protected:
     explicit Store(std::string backend_key) : backend_key_(std::move(backend_key)) {}

@@ -2,15 +2,14 @@
 
 #include "core/error.hpp"
 #include "core/local_store.hpp"
+#include "core/s3_store.hpp"
 
 namespace so {
 
 std::shared_ptr<Store> make_store(const BackendConfig &config) {
     switch (config.kind) {
         case BackendKind::Local: return std::make_shared<LocalStore>(config.key, config.local);
-        case BackendKind::S3:
-            throw Error(ErrorKind::NotSupported,
-                        "storage backend " + quoted(config.key) + " is an S3 backend, which this build cannot use yet");
+        case BackendKind::S3: return std::make_shared<S3Store>(config.key, config.s3);
     }
     throw Error(ErrorKind::Internal, "unknown backend kind");
 }

@@ -45,15 +45,20 @@ Datum so_sign(PG_FUNCTION_ARGS) {
         ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("expires_in must be a positive interval")));
     so::HttpMethod method = !PG_ARGISNULL(2) && PG_GETARG_BOOL(2) ? so::HttpMethod::Put : so::HttpMethod::Get;
     char *download_as = PG_NARGS() > 3 && !PG_ARGISNULL(3) ? text_to_cstring(PG_GETARG_TEXT_PP(3)) : nullptr;
-    int64 expires_at = statement_epoch_seconds() + seconds;
+    char *download_type = PG_NARGS() > 4 && !PG_ARGISNULL(4) ? text_to_cstring(PG_GETARG_TEXT_PP(4)) : nullptr;
+    int64 now = statement_epoch_seconds();
 
     return so::pg::guard([&] {
         auto store = so::pg::lookup_store(std::string(view.backend));
-        std::optional<std::string> name;
-        if (download_as) name = download_as;
+        so::SignRequest request;
+        request.method = method;
+        request.now = now;
+        request.expires_in = seconds;
+        if (download_as) request.download_as = download_as;
+        if (download_type) request.download_type = download_type;
         std::string key(view.filename);
         store->validate_key(key);
-        std::string url = store->sign(key, method, expires_at, name);
+        std::string url = store->sign(key, request);
         return PointerGetDatum(cstring_to_text_with_len(url.data(), static_cast<int>(url.size())));
     });
 }

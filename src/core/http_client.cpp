@@ -1,0 +1,282 @@
+#include "core/http_client.hpp"
+
+#include <curl/curl.h>
+
+#include <algorithm>
+#include <cctype>
+#include <chrono>
+#include <cstring>
+#include <exception>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "core/error.hpp"
+#include "core/interrupts.hpp"
+
+namespace so::http {
+
+namespace {
+
+constexpr int kPollMs = 100;
+
+void global_init() {
+    static std::once_flag once;
+    std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+}
+
+bool retryable_code(CURLcode code) {
+    switch (code) {
+        case CURLE_COULDNT_RESOLVE_HOST:
+        case CURLE_COULDNT_CONNECT:
+        case CURLE_OPERATION_TIMEDOUT:
+        case CURLE_SEND_ERROR:
+        case CURLE_RECV_ERROR:
+        case CURLE_GOT_NOTHING:
+        case CURLE_PARTIAL_FILE:
+        case CURLE_HTTP2:
+        case CURLE_HTTP2_STREAM:
+            return true;
+        default:
+            return false;
+    }
+}
+
+std::string lowercase(std::string s) {
+    for (char &c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return s;
+}
+
+std::string trim(std::string_view s) {
+    size_t b = 0, e = s.size();
+    while (b < e && (s[b] == ' ' || s[b] == '\t')) ++b;
+    while (e > b && (s[e - 1] == ' ' || s[e - 1] == '\t' || s[e - 1] == '\r' || s[e - 1] == '\n')) --e;
+    return std::string(s.substr(b, e - b));
+}
+
+}  // namespace
+
+const std::string *Response::header(std::string_view name) const {
+    for (const auto &h : headers)
+        if (h.first == name) return &h.second;
+    return nullptr;
+}
+
+// The state of one request while curl runs it. Callbacks only touch this.
+struct Client::Transfer {
+    Request *request = nullptr;
+    Outcome outcome;
+    size_t sent = 0;
+    char *destination = nullptr;
+    uint64_t destination_size = 0;
+    std::exception_ptr failure;  // thrown by body_destination; rethrown after curl returns
+    curl_slist *header_list = nullptr;
+    char error_buffer[CURL_ERROR_SIZE] = {};
+
+    ~Transfer() { curl_slist_free_all(header_list); }
+
+    static size_t read_body(char *buffer, size_t size, size_t count, void *self) {
+        auto *t = static_cast<Transfer *>(self);
+        size_t n = std::min(size * count, t->request->body_size - t->sent);
+        if (n) std::memcpy(buffer, t->request->body + t->sent, n);
+        t->sent += n;
+        return n;
+    }
+
+    static size_t header_line(char *buffer, size_t size, size_t count, void *self) {
+        auto *t = static_cast<Transfer *>(self);
+        std::string_view line(buffer, size * count);
+        if (line.substr(0, 5) == "HTTP/") {
+            t->outcome.response.headers.clear();  // a new response (after 100 Continue)
+        } else if (size_t colon = line.find(':'); colon != std::string_view::npos) {
+            try {
+                t->outcome.response.headers.emplace_back(lowercase(std::string(line.substr(0, colon))),
+                                                         trim(line.substr(colon + 1)));
+            } catch (...) {
+                return 0;  // out of memory: abort the transfer
+            }
+        }
+        return size * count;
+    }
+
+    static size_t write_body(char *data, size_t size, size_t count, void *self) {
+        auto *t = static_cast<Transfer *>(self);
+        size_t n = size * count;
+        try {
+            long status = 0;
+            curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
+            bool to_destination = t->request->body_destination && status >= 200 && status < 300;
+            if (!to_destination) {
+                t->outcome.response.body.append(data, n);
+                return n;
+            }
+            if (!t->destination) {
+                curl_off_t length = -1;
+                curl_easy_getinfo(t->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &length);
+                if (length < 0) throw Error(ErrorKind::Io, "the storage server sent a body without a length");
+                t->destination_size = static_cast<uint64_t>(length);
+                t->destination = t->request->body_destination(t->destination_size);
+            }
+            if (t->outcome.response.body_written + n > t->destination_size)
+                throw Error(ErrorKind::Io, "the storage server sent more bytes than announced");
+            std::memcpy(t->destination + t->outcome.response.body_written, data, n);
+            t->outcome.response.body_written += n;
+            return n;
+        } catch (...) {
+            t->failure = std::current_exception();
+            return 0;  // makes curl stop with CURLE_WRITE_ERROR
+        }
+    }
+
+    CURL *easy = nullptr;
+};
+
+Client::Client(Timeouts timeouts) : multi_(nullptr), timeouts_(timeouts) {
+    global_init();
+    multi_ = curl_multi_init();
+    if (!multi_) throw Error(ErrorKind::Internal, "could not initialise libcurl");
+}
+
+Client::~Client() {
+    for (void *h : idle_handles_) curl_easy_cleanup(static_cast<CURL *>(h));
+    curl_multi_cleanup(static_cast<CURLM *>(multi_));
+}
+
+void *Client::take_handle() {
+    if (!idle_handles_.empty()) {
+        void *h = idle_handles_.back();
+        idle_handles_.pop_back();
+        curl_easy_reset(static_cast<CURL *>(h));
+        return h;
+    }
+    CURL *h = curl_easy_init();
+    if (!h) throw std::bad_alloc();
+    return h;
+}
+
+void Client::setup(void *handle, Transfer &t) {
+    CURL *h = static_cast<CURL *>(handle);
+    t.easy = h;
+    const Request &r = *t.request;
+    curl_easy_setopt(h, CURLOPT_URL, r.url.c_str());
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);  // never touch the server's signal handlers
+    constexpr long kCleanupTimeoutMs = 5000;
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
+                     r.ignore_interrupts ? std::min(timeouts_.connect_ms, kCleanupTimeoutMs) : timeouts_.connect_ms);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS,
+                     r.ignore_interrupts ? std::min(timeouts_.request_ms, kCleanupTimeoutMs) : timeouts_.request_ms);
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, t.error_buffer);
+    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, &Transfer::header_line);
+    curl_easy_setopt(h, CURLOPT_HEADERDATA, &t);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &Transfer::write_body);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &t);
+    if (r.method == "HEAD") {
+        curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
+    } else if (r.method == "PUT") {
+        curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
+        curl_easy_setopt(h, CURLOPT_READFUNCTION, &Transfer::read_body);
+        curl_easy_setopt(h, CURLOPT_READDATA, &t);
+        curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(r.body_size));
+    } else if (r.method == "POST") {
+        curl_easy_setopt(h, CURLOPT_POST, 1L);
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, r.body ? r.body : "");
+        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(r.body_size));
+    } else if (r.method != "GET") {
+        curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, r.method.c_str());
+    }
+    // Only the headers we sign: no "Expect: 100-continue" round trip, no
+    // default Content-Type for POST.
+    curl_slist *list = nullptr;
+    for (const auto &header : r.headers) list = curl_slist_append(list, (header.first + ": " + header.second).c_str());
+    list = curl_slist_append(list, "Expect:");
+    list = curl_slist_append(list, "Accept:");
+    if (r.method == "POST") list = curl_slist_append(list, "Content-Type:");
+    t.header_list = list;
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, list);
+}
+
+std::vector<Outcome> Client::perform(std::vector<Request> &requests, int max_parallel) {
+    CURLM *multi = static_cast<CURLM *>(multi_);
+    std::vector<Transfer> transfers(requests.size());
+    std::map<CURL *, size_t> running;
+    size_t next = 0;
+    bool interruptible = std::none_of(requests.begin(), requests.end(),
+                                      [](const Request &r) { return r.ignore_interrupts; });
+    auto check_interrupts = [&] {
+        if (interruptible) throw_if_interrupted();
+    };
+    auto stop_all = [&] {
+        for (auto &entry : running) {
+            curl_multi_remove_handle(multi, entry.first);
+            curl_easy_cleanup(entry.first);  // its connection may be mid-transfer: do not reuse
+        }
+        running.clear();
+    };
+    try {
+        while (next < requests.size() || !running.empty()) {
+            while (static_cast<int>(running.size()) < std::max(1, max_parallel) && next < requests.size()) {
+                transfers[next].request = &requests[next];
+                CURL *h = static_cast<CURL *>(take_handle());
+                setup(h, transfers[next]);
+                curl_multi_add_handle(multi, h);
+                running[h] = next++;
+            }
+            int still_running = 0;
+            curl_multi_perform(multi, &still_running);
+            int queued = 0;
+            while (CURLMsg *msg = curl_multi_info_read(multi, &queued)) {
+                if (msg->msg != CURLMSG_DONE) continue;
+                CURL *h = msg->easy_handle;
+                Transfer &t = transfers[running[h]];
+                CURLcode code = msg->data.result;
+                long connects = 0;
+                curl_easy_getinfo(h, CURLINFO_NUM_CONNECTS, &connects);
+                connections_opened_ += connects;
+                if (code == CURLE_OK) {
+                    t.outcome.transport_ok = true;
+                    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &t.outcome.response.status);
+                } else {
+                    t.outcome.retryable = retryable_code(code);
+                    t.outcome.error = t.error_buffer[0] ? t.error_buffer : curl_easy_strerror(code);
+                }
+                curl_multi_remove_handle(multi, h);
+                running.erase(h);
+                idle_handles_.push_back(h);
+                if (t.failure) std::rethrow_exception(t.failure);
+            }
+            if (running.empty() && next >= requests.size()) break;
+            check_interrupts();
+            curl_multi_poll(multi, nullptr, 0, kPollMs, nullptr);
+            check_interrupts();
+        }
+    } catch (...) {
+        stop_all();
+        throw;
+    }
+    std::vector<Outcome> outcomes;
+    outcomes.reserve(transfers.size());
+    for (auto &t : transfers) outcomes.push_back(std::move(t.outcome));
+    return outcomes;
+}
+
+Outcome Client::perform(Request &request) {
+    std::vector<Request> one;
+    one.push_back(std::move(request));
+    Outcome outcome = std::move(perform(one, 1).front());
+    request = std::move(one.front());
+    return outcome;
+}
+
+void interruptible_sleep(long ms) {
+    auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+    while (std::chrono::steady_clock::now() < until) {
+        throw_if_interrupted();
+        std::this_thread::sleep_for(std::min(std::chrono::milliseconds(20),
+                                             std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                 until - std::chrono::steady_clock::now())));
+    }
+    throw_if_interrupted();
+}
+
+}  // namespace so::http

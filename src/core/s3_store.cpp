@@ -1,0 +1,530 @@
+#include "core/s3_store.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <ctime>
+#include <random>
+
+#include "core/crypto.hpp"
+#include "core/error.hpp"
+#include "core/s3_metadata.hpp"
+#include "core/s3_xml.hpp"
+#include "core/uri.hpp"
+
+namespace so {
+
+namespace {
+
+constexpr const char *kStagingPrefix = ".so-staging/";
+constexpr long kMaxBackoffMs = 5000;
+
+std::string strip_quotes(const std::string *etag) {
+    if (!etag) return "";
+    std::string s = *etag;
+    if (s.size() >= 2 && s.front() == '"' && s.back() == '"') s = s.substr(1, s.size() - 2);
+    return s;
+}
+
+int month_number(std::string_view name) {
+    static const char *months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                   "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    for (int i = 0; i < 12; ++i)
+        if (name == months[i]) return i;
+    return -1;
+}
+
+// "Sun, 06 Nov 1994 08:49:37 GMT" (HTTP dates), independent of the locale.
+std::optional<double> parse_http_date(const std::string *value) {
+    if (!value) return std::nullopt;
+    char month[4] = {};
+    struct tm tm = {};
+    if (std::sscanf(value->c_str(), "%*3s, %d %3s %d %d:%d:%d", &tm.tm_mday, month, &tm.tm_year, &tm.tm_hour,
+                    &tm.tm_min, &tm.tm_sec) != 6)
+        return std::nullopt;
+    tm.tm_mon = month_number(month);
+    if (tm.tm_mon < 0) return std::nullopt;
+    tm.tm_year -= 1900;
+    return static_cast<double>(timegm(&tm));
+}
+
+// "2024-01-02T03:04:05.000Z" (ListObjectsV2).
+double parse_iso8601(const std::string &value) {
+    struct tm tm = {};
+    double seconds = 0;
+    if (std::sscanf(value.c_str(), "%d-%d-%dT%d:%d:%lf", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
+                    &tm.tm_min, &seconds) != 6)
+        return 0;
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    tm.tm_sec = static_cast<int>(seconds);
+    return static_cast<double>(timegm(&tm)) + (seconds - tm.tm_sec);
+}
+
+// attachment; filename="report.pdf"; filename*=UTF-8''report.pdf
+std::string content_disposition(const std::string &name) {
+    std::string ascii;
+    for (unsigned char c : name) ascii += (c < 0x20 || c >= 0x7f || c == '"' || c == '\\') ? '_' : char(c);
+    return "attachment; filename=\"" + ascii + "\"; filename*=UTF-8''" + uri::encode(name, false);
+}
+
+bool printable_ascii(const std::string &s) {
+    return std::all_of(s.begin(), s.end(), [](char c) { return c >= 0x20 && c < 0x7f; });
+}
+
+// A one-line, bounded copy of text from the store, for a message.
+std::string remote_text(const std::string &s) {
+    std::string out;
+    for (char c : s.substr(0, 300)) out += (c >= 0x20 && c < 0x7f) ? c : ' ';
+    return out;
+}
+
+void backoff(int attempt) {
+    static thread_local std::mt19937 rng(std::random_device{}());
+    long cap = std::min<long>(kMaxBackoffMs, 100L << std::min(attempt, 10));
+    // "Equal jitter": at least half the exponential delay, so retries spread
+    // out without ever hammering the store.
+    long delay = cap / 2 + static_cast<long>(rng() % static_cast<unsigned long>(cap / 2 + 1));
+    http::interruptible_sleep(delay);
+}
+
+bool retryable_status(long status) { return status >= 500 || status == 429; }
+
+}  // namespace
+
+struct S3Store::Call {
+    std::string method = "GET";
+    std::string key;  // full key; empty for the bucket itself
+    sigv4::Params query;
+    sigv4::Params headers;
+    const char *body = nullptr;
+    size_t body_size = 0;
+    std::string payload_sha256 = std::string(sigv4::kEmptyPayloadSha256);
+    std::function<char *(uint64_t)> destination;
+    bool ignore_interrupts = false;
+};
+
+S3Store::S3Store(std::string backend_key, const S3Config &config)
+    : Store(std::move(backend_key)),
+      config_(config),
+      endpoint_(sigv4::Endpoint::parse(config.endpoint.value_or("https://s3." + config.region + ".amazonaws.com"))),
+      style_(config.path_style.value_or(config.endpoint.has_value()) ? sigv4::AddressingStyle::Path
+                                                                      : sigv4::AddressingStyle::VirtualHosted),
+      client_(http::Timeouts{config.connect_timeout_ms, config.request_timeout_ms}) {}
+
+S3Store::~S3Store() = default;
+
+sigv4::Signer &S3Store::signer() {
+    if (signer_) return *signer_;
+    sigv4::Credentials credentials;
+    if (config_.credentials_from_env) {
+        auto env = [](const char *name) {
+            const char *v = std::getenv(name);
+            return std::string(v ? v : "");
+        };
+        credentials = {env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY"), env("AWS_SESSION_TOKEN")};
+    } else {
+        credentials = {config_.access_key_id, config_.secret_access_key, config_.session_token};
+    }
+    if (credentials.access_key_id.empty() || credentials.secret_access_key.empty())
+        throw Error(ErrorKind::NotConfigured, "storage backend " + quoted(backend_key_) + " has no S3 credentials", {},
+                    config_.credentials_from_env
+                        ? "Set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the database server's environment."
+                        : "Set the options access_key_id and secret_access_key, or \"credentials\": \"env\".");
+    signer_ = std::make_unique<sigv4::Signer>(std::move(credentials), config_.region);
+    return *signer_;
+}
+
+void S3Store::validate_key(std::string_view key) const {
+    auto reject = [&](const std::string &why) {
+        throw Error(ErrorKind::InvalidParameter, "invalid stored object key " + quoted(std::string(key)) + ": " + why);
+    };
+    if (key.empty()) reject("it is empty");
+    if (config_.prefix.size() + key.size() > kMaxKey)
+        reject("longer than " + std::to_string(kMaxKey - config_.prefix.size()) + " bytes");
+    for (unsigned char c : key)
+        if (c < 0x20 || c == 0x7f) reject("it contains a control character");
+    if (key.substr(0, 4) == ".so-") reject("names starting with \".so-\" are reserved");
+}
+
+http::Request S3Store::build(const Call &call) {
+    sigv4::Target target = sigv4::s3_target(endpoint_, style_, config_.bucket, call.key);
+    sigv4::HttpRequest to_sign{call.method, target, call.query, call.headers, call.payload_sha256};
+    sigv4::AuthHeaders signed_headers = signer().sign_headers(to_sign, static_cast<int64_t>(std::time(nullptr)));
+    http::Request request;
+    request.method = call.method;
+    request.url = sigv4::request_url(target, call.query);
+    request.headers = call.headers;
+    request.headers.emplace_back("Host", target.host);
+    for (auto &h : signed_headers.to_send()) request.headers.push_back(std::move(h));
+    request.body = call.body;
+    request.body_size = call.body_size;
+    request.body_destination = call.destination;
+    request.ignore_interrupts = call.ignore_interrupts;
+    return request;
+}
+
+http::Response S3Store::execute(const Call &call) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(config_.request_timeout_ms);
+    for (int attempt = 0;; ++attempt) {
+        http::Request request = build(call);
+        http::Outcome outcome = client_.perform(request);
+        bool may_retry = attempt < config_.max_retries && !call.ignore_interrupts &&
+                         std::chrono::steady_clock::now() < deadline;
+        if (!outcome.transport_ok) {
+            if (outcome.retryable && may_retry) {
+                backoff(attempt);
+                continue;
+            }
+            throw Error(ErrorKind::Io, "could not reach the S3 endpoint " + endpoint_.authority + " of backend " +
+                                           quoted(backend_key_) + ": " + remote_text(outcome.error));
+        }
+        if (retryable_status(outcome.response.status) && may_retry) {
+            backoff(attempt);
+            continue;
+        }
+        return std::move(outcome.response);
+    }
+}
+
+void S3Store::fail(const http::Response &response, const std::string &what, const std::string &key) const {
+    std::string code = s3xml::text(response.body, "Code");
+    std::string message = s3xml::text(response.body, "Message");
+    std::string request_id = s3xml::text(response.body, "RequestId");
+    if (request_id.empty())
+        if (const auto *h = response.header("x-amz-request-id")) request_id = *h;
+    if (response.status == 404 && (code.empty() || code == "NoSuchKey")) throw_not_found(backend_key_, key);
+    if (response.status == 412) throw_already_exists(backend_key_, key);
+    std::string reason = code.empty() ? "HTTP " + std::to_string(response.status)
+                                      : remote_text(code) + (message.empty() ? "" : ": " + remote_text(message));
+    throw Error(response.status == 403 ? ErrorKind::PermissionDenied : ErrorKind::Io,
+                "S3 refused to " + what + " " + quoted(key) + " in backend " + quoted(backend_key_) + ": " + reason,
+                "HTTP status " + std::to_string(response.status) +
+                    (request_id.empty() ? "" : ", request id " + remote_text(request_id)));
+}
+
+sigv4::Params S3Store::object_headers(const PutRequest &request) const {
+    if (!printable_ascii(request.content_type))
+        throw Error(ErrorKind::InvalidParameter, "content type " + quoted(request.content_type) +
+                                                     " cannot be sent to S3: it must be printable ASCII");
+    sigv4::Params headers{{"Content-Type", request.content_type}};
+    for (auto &h : s3meta::encode(request.metadata_json)) headers.push_back(std::move(h));
+    return headers;
+}
+
+ObjectMeta S3Store::put_single(const PutRequest &request, const std::string &full_key, bool create_only) {
+    std::string_view content(request.data, request.size);
+    std::string md5 = crypto::md5(content);
+    std::string sha256 = crypto::hex(crypto::sha256(content));
+    Call call;
+    call.method = "PUT";
+    call.key = full_key;
+    call.headers = object_headers(request);
+    call.headers.emplace_back("Content-MD5", crypto::base64(md5));
+    if (create_only) call.headers.emplace_back("If-None-Match", "*");
+    call.body = request.data;
+    call.body_size = request.size;
+    call.payload_sha256 = sha256;
+    http::Response response = execute(call);
+    if (response.status != 200) fail(response, "write", request.key);
+
+    ObjectMeta meta;
+    meta.backend = backend_key_;
+    meta.filename = request.key;
+    meta.content_type = request.content_type;
+    meta.size = static_cast<int64_t>(request.size);
+    meta.last_modified = parse_http_date(response.header("date")).value_or(static_cast<double>(std::time(nullptr)));
+    std::string etag = strip_quotes(response.header("etag"));
+    meta.etag = etag.empty() ? crypto::hex(md5) : etag;
+    meta.checksum = sha256;
+    if (const auto *version = response.header("x-amz-version-id"); version && *version != "null")
+        meta.version_id = *version;
+    meta.metadata = request.metadata_json;
+    return meta;
+}
+
+void S3Store::abort_multipart(const std::string &full_key, const std::string &upload_id) {
+    try {
+        Call call;
+        call.method = "DELETE";
+        call.key = full_key;
+        call.query = {{"uploadId", upload_id}};
+        call.ignore_interrupts = true;
+        execute(call);
+    } catch (...) {
+        // Nothing more to do from here; a bucket lifecycle rule for
+        // incomplete multipart uploads removes what remains.
+    }
+}
+
+ObjectMeta S3Store::put_multipart(const PutRequest &request, const std::string &full_key, bool create_only) {
+    Call create;
+    create.method = "POST";
+    create.key = full_key;
+    create.query = {{"uploads", ""}};
+    create.headers = object_headers(request);
+    http::Response created = execute(create);
+    std::string upload_id = s3xml::text(created.body, "UploadId");
+    if (created.status != 200 || upload_id.empty()) fail(created, "start writing", request.key);
+
+    struct Part {
+        int number;
+        const char *data;
+        size_t size;
+        std::string md5_base64, sha256_hex, etag;
+    };
+    try {
+        std::vector<Part> parts;
+        crypto::Digest whole(crypto::Digest::Algorithm::Sha256);
+        size_t part_size = static_cast<size_t>(config_.part_size);
+        for (size_t offset = 0, number = 1; offset < request.size; offset += part_size, ++number) {
+            size_t n = std::min(part_size, request.size - offset);
+            std::string_view piece(request.data + offset, n);
+            whole.update(piece.data(), n);
+            parts.push_back({static_cast<int>(number), piece.data(), n, crypto::base64(crypto::md5(piece)),
+                             crypto::hex(crypto::sha256(piece)), ""});
+        }
+        // Upload in rounds: all pending parts in parallel; the ones that
+        // failed in a retryable way go again after a backoff.
+        std::vector<Part *> pending;
+        for (auto &p : parts) pending.push_back(&p);
+        for (int round = 0; !pending.empty(); ++round) {
+            std::vector<http::Request> requests;
+            for (Part *p : pending) {
+                Call call;
+                call.method = "PUT";
+                call.key = full_key;
+                call.query = {{"partNumber", std::to_string(p->number)}, {"uploadId", upload_id}};
+                call.headers = {{"Content-MD5", p->md5_base64}};
+                call.body = p->data;
+                call.body_size = p->size;
+                call.payload_sha256 = p->sha256_hex;
+                requests.push_back(build(call));
+            }
+            std::vector<http::Outcome> outcomes = client_.perform(requests, config_.max_concurrency);
+            std::vector<Part *> again;
+            for (size_t i = 0; i < pending.size(); ++i) {
+                const http::Outcome &o = outcomes[i];
+                if (o.transport_ok && o.response.status == 200) {
+                    pending[i]->etag = strip_quotes(o.response.header("etag"));
+                    continue;
+                }
+                bool retryable = o.transport_ok ? retryable_status(o.response.status) : o.retryable;
+                if (!retryable || round >= config_.max_retries) {
+                    if (!o.transport_ok)
+                        throw Error(ErrorKind::Io, "could not reach the S3 endpoint " + endpoint_.authority +
+                                                       " of backend " + quoted(backend_key_) + ": " + remote_text(o.error));
+                    fail(o.response, "write part " + std::to_string(pending[i]->number) + " of", request.key);
+                }
+                again.push_back(pending[i]);
+            }
+            pending = std::move(again);
+            if (!pending.empty()) backoff(round);
+        }
+
+        std::string body = "<CompleteMultipartUpload>";
+        for (const auto &p : parts)
+            body += "<Part><PartNumber>" + std::to_string(p.number) + "</PartNumber><ETag>\"" +
+                    s3xml::escape(p.etag) + "\"</ETag></Part>";
+        body += "</CompleteMultipartUpload>";
+        Call complete;
+        complete.method = "POST";
+        complete.key = full_key;
+        complete.query = {{"uploadId", upload_id}};
+        if (create_only) complete.headers.emplace_back("If-None-Match", "*");
+        complete.body = body.data();
+        complete.body_size = body.size();
+        complete.payload_sha256 = crypto::hex(crypto::sha256(body));
+        http::Response done = execute(complete);
+        // S3 may answer 200 and report the failure in the body.
+        if (done.status != 200 || done.body.find("<Error>") != std::string::npos) fail(done, "finish writing", request.key);
+
+        ObjectMeta meta;
+        meta.backend = backend_key_;
+        meta.filename = request.key;
+        meta.content_type = request.content_type;
+        meta.size = static_cast<int64_t>(request.size);
+        meta.last_modified = parse_http_date(done.header("date")).value_or(static_cast<double>(std::time(nullptr)));
+        std::string etag = s3xml::text(done.body, "ETag");
+        meta.etag = strip_quotes(&etag);
+        meta.checksum = crypto::hex(whole.finish());
+        if (const auto *version = done.header("x-amz-version-id"); version && *version != "null")
+            meta.version_id = *version;
+        meta.metadata = request.metadata_json;
+        return meta;
+    } catch (...) {
+        abort_multipart(full_key, upload_id);
+        throw;
+    }
+}
+
+ObjectMeta S3Store::create(const PutRequest &request) {
+    if (request.size > static_cast<size_t>(config_.part_size))
+        return put_multipart(request, full_key(request.key), true);
+    return put_single(request, full_key(request.key), true);
+}
+
+ObjectMeta S3Store::stage(const PutRequest &request, const std::string &tag, std::string *handle) {
+    *handle = std::string(kStagingPrefix) + tag + "-" + crypto::hex(crypto::random_bytes(8));
+    PutRequest staged = request;
+    staged.key = *handle;
+    ObjectMeta meta = request.size > static_cast<size_t>(config_.part_size)
+                          ? put_multipart(staged, full_key(*handle), false)
+                          : put_single(staged, full_key(*handle), false);
+    meta.filename = request.key;
+    // promote() copies it in one request, which gives the object the MD5 of
+    // its content as etag, whatever the staged upload's was.
+    meta.etag = crypto::hex(crypto::md5(std::string_view(request.data, request.size)));
+    meta.version_id.reset();
+    return meta;
+}
+
+Backup S3Store::promote(const std::string &key, const std::string &handle, const std::string &) {
+    Call copy;
+    copy.method = "PUT";
+    copy.key = full_key(key);
+    copy.headers = {{"x-amz-copy-source", "/" + config_.bucket + "/" + uri::encode(full_key(handle), true)}};
+    http::Response response = execute(copy);
+    if (response.status != 200 || response.body.find("<Error>") != std::string::npos) fail(response, "replace", key);
+    try {
+        discard(key, handle);
+    } catch (const Error &) {
+        // The copy is done; a leftover staged object is only an orphan.
+    }
+    return Backup{key, "", false};
+}
+
+void S3Store::discard(const std::string &key, const std::string &handle) {
+    Call call;
+    call.method = "DELETE";
+    call.key = full_key(handle);
+    http::Response response = execute(call);
+    if (response.status != 204 && response.status != 200 && response.status != 404)
+        fail(response, "discard the new version of", key);
+}
+
+void S3Store::restore(const Backup &) {
+    // S3 has no undo for a copy that replaced an object: see the README.
+}
+
+void S3Store::drop_backup(const Backup &) {}
+
+bool S3Store::remove(const std::string &key, const ObjectMeta *expected) {
+    if (expected && expected->etag) {
+        auto current = stat(key);
+        if (!current) return false;
+        // A later put may have reused the key: then this is not ours to remove.
+        if (current->etag != expected->etag) return false;
+    }
+    Call call;
+    call.method = "DELETE";
+    call.key = full_key(key);
+    if (expected && expected->version_id) call.query = {{"versionId", *expected->version_id}};
+    http::Response response = execute(call);
+    if (response.status == 404) return false;
+    if (response.status != 204 && response.status != 200) fail(response, "delete", key);
+    return true;
+}
+
+bool S3Store::exists(const std::string &key) {
+    Call call;
+    call.method = "HEAD";
+    call.key = full_key(key);
+    http::Response response = execute(call);
+    if (response.status == 404) return false;
+    if (response.status != 200) fail(response, "look up", key);
+    return true;
+}
+
+std::optional<ObjectMeta> S3Store::stat(const std::string &key) {
+    Call call;
+    call.method = "HEAD";
+    call.key = full_key(key);
+    http::Response response = execute(call);
+    if (response.status == 404) return std::nullopt;
+    if (response.status != 200) fail(response, "look up", key);
+    ObjectMeta meta;
+    meta.backend = backend_key_;
+    meta.filename = key;
+    if (const auto *type = response.header("content-type")) meta.content_type = *type;
+    if (const auto *length = response.header("content-length")) meta.size = std::strtoll(length->c_str(), nullptr, 10);
+    meta.last_modified = parse_http_date(response.header("last-modified"));
+    std::string etag = strip_quotes(response.header("etag"));
+    if (!etag.empty()) meta.etag = etag;
+    if (const auto *version = response.header("x-amz-version-id"); version && *version != "null")
+        meta.version_id = *version;
+    meta.metadata = s3meta::decode(response.headers);
+    return meta;
+}
+
+size_t S3Store::fetch(const std::string &key, const std::string &handle, uint64_t offset,
+                      std::optional<uint64_t> length, const std::function<char *(uint64_t)> &allocate) {
+    const std::string object = full_key(handle.empty() ? key : handle);
+    if (length && *length == 0) {
+        if (!exists(handle.empty() ? key : handle)) throw_not_found(backend_key_, key);
+        allocate(0);
+        return 0;
+    }
+    Call call;
+    call.key = object;
+    if (offset > 0 || length)
+        call.headers = {{"Range", "bytes=" + std::to_string(offset) + "-" +
+                                      (length ? std::to_string(offset + *length - 1) : "")}};
+    bool allocated = false;
+    call.destination = [&](uint64_t size) {
+        allocated = true;
+        return allocate(size);
+    };
+    http::Response response = execute(call);
+    if (response.status == 416) {  // the range starts past the end
+        allocate(0);
+        return 0;
+    }
+    if (response.status != 200 && response.status != 206) fail(response, "read", key);
+    if (!allocated) allocate(0);  // an empty object: no body arrived
+    return static_cast<size_t>(response.body_written);
+}
+
+std::string S3Store::sign(const std::string &key, const SignRequest &request) {
+    if (request.expires_in > sigv4::kMaxPresignExpiry)
+        throw Error(ErrorKind::InvalidParameter, "S3 presigned URLs expire after at most 7 days (604800 seconds)");
+    sigv4::Params extra;
+    if (request.download_as) {
+        if (request.method == HttpMethod::Put)
+            throw Error(ErrorKind::InvalidParameter, "download_as and download_type apply to downloads only");
+        extra.emplace_back("response-content-disposition", content_disposition(*request.download_as));
+    }
+    if (request.download_type) {
+        if (request.method == HttpMethod::Put)
+            throw Error(ErrorKind::InvalidParameter, "download_as and download_type apply to downloads only");
+        extra.emplace_back("response-content-type", *request.download_type);
+    }
+    sigv4::Target target = sigv4::s3_target(endpoint_, style_, config_.bucket, full_key(key));
+    return signer().presign(request.method == HttpMethod::Put ? "PUT" : "GET", target, request.expires_in,
+                            request.now, extra);
+}
+
+void S3Store::list(const std::string &prefix, const std::function<void(const Listed &)> &each) {
+    std::string token;
+    for (;;) {
+        Call call;
+        call.query = {{"list-type", "2"}, {"prefix", config_.prefix + prefix}};
+        if (!token.empty()) call.query.emplace_back("continuation-token", token);
+        http::Response response = execute(call);
+        if (response.status != 200) fail(response, "list", prefix);
+        for (std::string_view entry : s3xml::blocks(response.body, "Contents")) {
+            Listed item;
+            item.key = s3xml::text(entry, "Key").substr(config_.prefix.size());
+            item.size = std::strtoull(s3xml::text(entry, "Size").c_str(), nullptr, 10);
+            item.last_modified = parse_iso8601(s3xml::text(entry, "LastModified"));
+            std::string etag = s3xml::text(entry, "ETag");
+            item.etag = strip_quotes(&etag);
+            each(item);
+        }
+        if (s3xml::text(response.body, "IsTruncated") != "true") break;
+        token = s3xml::text(response.body, "NextContinuationToken");
+        if (token.empty()) break;
+    }
+}
+
+}  // namespace so
