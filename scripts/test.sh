@@ -15,6 +15,7 @@ cd "$repo"
 work=$(mktemp -d /tmp/stored_object_test.XXXXXX)
 chmod 755 "$work"
 cleanup() {
+    "$repo/tests/s3/run-fixture.sh" stop "$work/s3" >/dev/null 2>&1 || true
     "$repo/scripts/cluster.sh" stop "$work/cluster" >/dev/null 2>&1 || true
     rm -rf "$work"
 }
@@ -46,6 +47,16 @@ port=$("$repo/scripts/cluster.sh" start "$work/cluster") || fail_setup cluster
 export PGHOST="$work/cluster/sock" PGPORT="$port" PGUSER=postgres
 export SO_TEST_TMPDIR="$work/tmp"
 install -d -o postgres -g postgres "$SO_TEST_TMPDIR"
+
+echo "== S3 fixture (s3rver behind a SigV4-verifying proxy)"
+s3_port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+S3_FIXTURE_BUCKETS="test-bucket other-bucket" \
+    S3_FIXTURE_CREDENTIALS="test-access-key:test-secret-key temp-access-key:temp-secret-key:temp-session-token" \
+    "$repo/tests/s3/run-fixture.sh" start "$work/s3" "$s3_port" >"$work/s3-start.log" 2>&1 \
+    || { cat "$work/s3-start.log"; fail_setup s3-fixture; }
+# Exported for every suite: where the fixture listens and its credentials.
+set -a; . "$work/s3/fixture.env"; set +a
+export S3_FIXTURE_DIR="$work/s3"
 
 echo "== pg_regress"
 rm -rf build/regress

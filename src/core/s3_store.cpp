@@ -63,8 +63,12 @@ double parse_iso8601(const std::string &value) {
 
 // attachment; filename="report.pdf"; filename*=UTF-8''report.pdf
 std::string content_disposition(const std::string &name) {
+    // The plain filename= is for old clients: one '_' per character it cannot carry.
     std::string ascii;
-    for (unsigned char c : name) ascii += (c < 0x20 || c >= 0x7f || c == '"' || c == '\\') ? '_' : char(c);
+    for (unsigned char c : name) {
+        if ((c & 0xC0) == 0x80) continue;  // continuation byte of a UTF-8 character
+        ascii += (c < 0x20 || c >= 0x7f || c == '"' || c == '\\') ? '_' : char(c);
+    }
     return "attachment; filename=\"" + ascii + "\"; filename*=UTF-8''" + uri::encode(name, false);
 }
 

@@ -70,7 +70,9 @@ Datum so_put(PG_FUNCTION_ARGS) {
     bool overwrite = !PG_ARGISNULL(5) && PG_GETARG_BOOL(5);
     PreventCommandIfReadOnly("so_put()");
     so::pg::drop_completed_deletes();
-    TransactionId xid = GetTopTransactionId();
+    // Staged names carry the transaction id; a create-only put needs none,
+    // so an autocommit put stays a read-only transaction for WAL.
+    TransactionId xid = overwrite ? GetTopTransactionId() : InvalidTransactionId;
 
     return so::pg::guard([&] {
         auto store = so::pg::lookup_store(backend);

@@ -12,6 +12,7 @@ extern "C" {
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/tableam.h"
+#include "access/xact.h"
 #include "catalog/indexing.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_extension.h"
@@ -68,7 +69,9 @@ struct RawRow {
 void read_rows(Oid relid, RawRow **out, int *count) {
     Relation rel = table_open(relid, AccessShareLock);
     TupleDesc desc = RelationGetDescr(rel);
-    Snapshot snapshot = RegisterSnapshot(GetLatestSnapshot());
+    // A parallel worker cannot take a new snapshot: it reads with the
+    // leader's, which is no older than the statement.
+    Snapshot snapshot = RegisterSnapshot(IsInParallelMode() ? GetActiveSnapshot() : GetLatestSnapshot());
     TableScanDesc scan = table_beginscan(rel, snapshot, 0, nullptr);
     int capacity = 8, n = 0;
     RawRow *result = static_cast<RawRow *>(palloc(sizeof(RawRow) * capacity));
