@@ -72,7 +72,7 @@ psql -X -q -d postgres -c "CREATE DATABASE so_integration" \
     && psql -X -q -d so_integration -c "CREATE EXTENSION stored_object" || fail_setup integration-db
 export SO_TEST_DSN="host=$PGHOST port=$PGPORT user=postgres dbname=so_integration"
 ctest --test-dir build/cmake --output-on-failure >"$work/ctest.log" 2>&1
-grep -E '^\s*[0-9]+/[0-9]+ Test .*(Failed|Exception|Timeout)|Not Run' "$work/ctest.log"
+grep -E '\*\*\*(Failed|Exception|Timeout)|Not Run' "$work/ctest.log"
 summary=$(grep -E 'tests passed, [0-9]+ tests failed out of [0-9]+' "$work/ctest.log")
 if [ -n "$summary" ]; then
     total=$(sed -E 's/.* out of ([0-9]+).*/\1/' <<<"$summary")

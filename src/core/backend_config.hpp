@@ -34,8 +34,9 @@ struct S3Config {
     bool allow_http = false;
     int64_t part_size = 8 * 1024 * 1024;
     int max_concurrency = 4;
-    int connect_timeout_ms = 10000;
-    int request_timeout_ms = 300000;
+    // Unset: the session's stored_object.connect_timeout / request_timeout.
+    std::optional<int> connect_timeout_ms;
+    std::optional<int> request_timeout_ms;
     int max_retries = 3;
 };
 

@@ -7,12 +7,33 @@
 
 #include "core/error.hpp"
 
+#include <cstring>
+#include <utility>
+
 namespace so::crypto {
 
 namespace {
 
+// Fetched once: OpenSSL 3's EVP_md5()/EVP_sha256() look the algorithm up in
+// the provider on every use, which costs more than hashing a short string.
+const EVP_MD *fetched(const char *name) {
+    EVP_MD *md = EVP_MD_fetch(nullptr, name, nullptr);
+    if (!md) throw Error(ErrorKind::Internal, std::string("OpenSSL provides no ") + name);
+    return md;
+}
+
+const EVP_MD *md5_md() {
+    static const EVP_MD *md = fetched("MD5");
+    return md;
+}
+
+const EVP_MD *sha256_md() {
+    static const EVP_MD *md = fetched("SHA256");
+    return md;
+}
+
 const EVP_MD *md(Digest::Algorithm algorithm) {
-    return algorithm == Digest::Algorithm::Md5 ? EVP_md5() : EVP_sha256();
+    return algorithm == Digest::Algorithm::Md5 ? md5_md() : sha256_md();
 }
 
 std::string one_shot(const EVP_MD *type, std::string_view data) {
@@ -25,13 +46,13 @@ std::string one_shot(const EVP_MD *type, std::string_view data) {
 
 }  // namespace
 
-std::string sha256(std::string_view data) { return one_shot(EVP_sha256(), data); }
-std::string md5(std::string_view data) { return one_shot(EVP_md5(), data); }
+std::string sha256(std::string_view data) { return one_shot(sha256_md(), data); }
+std::string md5(std::string_view data) { return one_shot(md5_md(), data); }
 
 std::string hmac_sha256(std::string_view key, std::string_view data) {
     unsigned char out[EVP_MAX_MD_SIZE];
     unsigned int len = 0;
-    if (!HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
+    if (!HMAC(sha256_md(), key.data(), static_cast<int>(key.size()),
               reinterpret_cast<const unsigned char *>(data.data()), data.size(), out, &len))
         throw Error(ErrorKind::Internal, "OpenSSL HMAC failed");
     return std::string(reinterpret_cast<char *>(out), len);
@@ -57,6 +78,77 @@ std::string Digest::finish() {
     if (EVP_DigestFinal_ex(static_cast<EVP_MD_CTX *>(ctx_), out, &len) != 1)
         throw Error(ErrorKind::Internal, "OpenSSL digest failed");
     return std::string(reinterpret_cast<char *>(out), len);
+}
+
+namespace {
+
+[[noreturn]] void hash_failure() { throw Error(ErrorKind::Internal, "OpenSSL digest failed"); }
+
+}  // namespace
+
+Sha256::Sha256() : ctx_(EVP_MD_CTX_new()) {
+    if (!ctx_) throw std::bad_alloc();
+}
+
+Sha256::~Sha256() { EVP_MD_CTX_free(static_cast<EVP_MD_CTX *>(ctx_)); }
+
+void Sha256::start() {
+    if (EVP_DigestInit_ex2(static_cast<EVP_MD_CTX *>(ctx_), sha256_md(), nullptr) != 1) hash_failure();
+}
+
+void Sha256::start_from(const Sha256 &saved) {
+    if (EVP_MD_CTX_copy_ex(static_cast<EVP_MD_CTX *>(ctx_), static_cast<EVP_MD_CTX *>(saved.ctx_)) != 1)
+        hash_failure();
+}
+
+void Sha256::update(const void *data, size_t size) {
+    if (EVP_DigestUpdate(static_cast<EVP_MD_CTX *>(ctx_), data, size) != 1) hash_failure();
+}
+
+Sha256Digest Sha256::finish() {
+    Sha256Digest out;
+    unsigned int size = 0;
+    if (EVP_DigestFinal_ex(static_cast<EVP_MD_CTX *>(ctx_), out.data(), &size) != 1 || size != out.size())
+        hash_failure();
+    return out;
+}
+
+Sha256Digest Sha256::digest(std::string_view data) {
+    start();
+    update(data);
+    return finish();
+}
+
+void HmacSha256::set_key(std::string_view key) {
+    Sha256Digest long_key;
+    if (key.size() > kBlockSize) {  // RFC 2104: a long key is replaced by its hash
+        long_key = work_.digest(key);
+        key = std::string_view(reinterpret_cast<const char *>(long_key.data()), long_key.size());
+    }
+    unsigned char pad[kBlockSize];
+    for (auto [state, fill] : {std::pair<Sha256 *, unsigned char>{&key_inner_, 0x36}, {&outer_, 0x5c}}) {
+        std::memset(pad, fill, kBlockSize);
+        for (size_t i = 0; i < key.size(); ++i) pad[i] ^= static_cast<unsigned char>(key[i]);
+        state->start();
+        state->update(pad, kBlockSize);
+    }
+    OPENSSL_cleanse(pad, sizeof pad);
+    OPENSSL_cleanse(long_key.data(), long_key.size());
+    set_prefix({});
+}
+
+void HmacSha256::set_prefix(std::string_view prefix) {
+    inner_.start_from(key_inner_);
+    inner_.update(prefix);
+}
+
+Sha256Digest HmacSha256::mac(std::string_view rest) {
+    work_.start_from(inner_);
+    work_.update(rest);
+    Sha256Digest inner_digest = work_.finish();
+    work_.start_from(outer_);
+    work_.update(inner_digest.data(), inner_digest.size());
+    return work_.finish();
 }
 
 std::string hex(std::string_view bytes) {

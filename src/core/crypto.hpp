@@ -2,6 +2,7 @@
 // and URL signatures.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <string>
 #include <string_view>
@@ -25,6 +26,48 @@ public:
 
 private:
     void *ctx_;
+};
+
+using Sha256Digest = std::array<unsigned char, 32>;
+
+// SHA-256 on a reusable OpenSSL context, for hot paths (signing one URL
+// per row): the algorithm is fetched once, and a state can be resumed from
+// a saved copy instead of rehashing a common prefix.
+class Sha256 {
+public:
+    Sha256();
+    ~Sha256();
+    Sha256(const Sha256 &) = delete;
+    Sha256 &operator=(const Sha256 &) = delete;
+
+    void start();
+    void start_from(const Sha256 &saved);
+    void update(const void *data, size_t size);
+    void update(std::string_view data) { update(data.data(), data.size()); }
+    Sha256Digest finish();
+    Sha256Digest digest(std::string_view data);
+
+private:
+    void *ctx_;
+};
+
+// HMAC-SHA256 under one fixed key of messages that share a prefix: the
+// key's padded blocks are hashed once in set_key(), the prefix once in
+// set_prefix(), and each mac() resumes from copies of those states to hash
+// only the rest of the message.
+class HmacSha256 {
+public:
+    static constexpr size_t kBlockSize = 64;
+
+    void set_key(std::string_view key);  // any length (long keys are hashed first)
+    void set_prefix(std::string_view prefix);
+    Sha256Digest mac(std::string_view rest);  // HMAC of prefix + rest
+
+private:
+    Sha256 key_inner_;  // after the inner padded key
+    Sha256 inner_;      // after the inner padded key and the prefix
+    Sha256 outer_;      // after the outer padded key
+    Sha256 work_;
 };
 
 std::string hex(std::string_view bytes);            // lowercase

@@ -70,6 +70,9 @@ public:
     std::vector<Outcome> perform(std::vector<Request> &requests, int max_parallel);
     Outcome perform(Request &request);
 
+    void set_timeouts(Timeouts timeouts) { timeouts_ = timeouts; }
+    const Timeouts &timeouts() const { return timeouts_; }
+
     // Connections opened so far (for tests and benchmarks of reuse).
     long connections_opened() const { return connections_opened_; }
 

@@ -49,13 +49,17 @@ LocalSigner::LocalSigner(std::string backend_key, const LocalConfig &config)
       base_url_(config.base_url),
       base_path_(config.base_url ? decoded_path(*config.base_url) : ""),
       scheme_(config.sign_scheme),
-      secret_(config.signing_secret) {}
+      secret_(config.signing_secret),
+      hmac_(std::make_unique<crypto::HmacSha256>()) {
+    hmac_->set_key(secret_);
+}
 
 std::string LocalSigner::mac(const std::string &key, HttpMethod method, const std::string &expires) const {
     if (scheme_ == LocalSignScheme::NginxSecureLink)
         return crypto::base64url(crypto::md5(expires + base_path_ + "/" + key + " " + secret_));
     std::string message = std::string(method_name(method)) + "\n" + key + "\n" + expires;
-    return crypto::base64url(crypto::hmac_sha256(secret_, message));
+    crypto::Sha256Digest digest = hmac_->mac(message);
+    return crypto::base64url(std::string_view(reinterpret_cast<const char *>(digest.data()), digest.size()));
 }
 
 std::string LocalSigner::sign(const std::string &key, HttpMethod method, int64_t expires_at) const {

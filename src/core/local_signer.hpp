@@ -11,11 +11,13 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 
 #include "core/backend_config.hpp"
+#include "core/crypto.hpp"
 #include "core/store.hpp"
 
 namespace so {
@@ -38,6 +40,8 @@ private:
     std::string base_path_;  // decoded path of base_url, for nginx's $uri
     LocalSignScheme scheme_;
     std::string secret_;
+    // Keyed once: signing a URL per row then hashes only the message.
+    std::unique_ptr<crypto::HmacSha256> hmac_;
 
     std::string mac(const std::string &key, HttpMethod method, const std::string &expires) const;
 };

@@ -112,9 +112,18 @@ S3Store::S3Store(std::string backend_key, const S3Config &config)
     : Store(std::move(backend_key)),
       config_(config),
       endpoint_(sigv4::Endpoint::parse(config.endpoint.value_or("https://s3." + config.region + ".amazonaws.com"))),
-      style_(config.path_style.value_or(config.endpoint.has_value()) ? sigv4::AddressingStyle::Path
-                                                                      : sigv4::AddressingStyle::VirtualHosted),
-      client_(http::Timeouts{config.connect_timeout_ms, config.request_timeout_ms}) {}
+      // Virtual-hosted on AWS, except for bucket names with dots (a TLS
+      // wildcard certificate covers one label); path-style elsewhere.
+      style_(config.path_style.value_or(config.endpoint.has_value() ||
+                                        config.bucket.find('.') != std::string::npos)
+                 ? sigv4::AddressingStyle::Path
+                 : sigv4::AddressingStyle::VirtualHosted),
+      client_(http::Timeouts{config.connect_timeout_ms.value_or(10000), config.request_timeout_ms.value_or(300000)}) {}
+
+void S3Store::set_default_timeouts(long connect_ms, long request_ms) {
+    client_.set_timeouts({config_.connect_timeout_ms ? *config_.connect_timeout_ms : connect_ms,
+                          config_.request_timeout_ms ? *config_.request_timeout_ms : request_ms});
+}
 
 S3Store::~S3Store() = default;
 
@@ -169,7 +178,8 @@ http::Request S3Store::build(const Call &call) {
 }
 
 http::Response S3Store::execute(const Call &call) {
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(config_.request_timeout_ms);
+    // Retries stop once one request timeout has passed in all.
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(client_.timeouts().request_ms);
     for (int attempt = 0;; ++attempt) {
         http::Request request = build(call);
         http::Outcome outcome = client_.perform(request);

@@ -37,6 +37,7 @@ public:
     size_t fetch(const std::string &key, const std::string &handle, uint64_t offset, std::optional<uint64_t> length,
                  const std::function<char *(uint64_t)> &allocate) override;
     std::string sign(const std::string &key, const SignRequest &request) override;
+    void set_default_timeouts(long connect_ms, long request_ms) override;
 
     // Every object under prefix (relative to the backend's prefix), page
     // by page through ListObjectsV2.

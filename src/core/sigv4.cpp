@@ -32,12 +32,11 @@ constexpr std::string_view kAuthQueryNames[] = {
     "X-Amz-Algorithm", "X-Amz-Credential",     "X-Amz-Date",     "X-Amz-Expires",
     "X-Amz-SignedHeaders", "X-Amz-Security-Token", "X-Amz-Signature"};
 
-using Digest = std::array<unsigned char, 32>;
+using Digest = crypto::Sha256Digest;
+using crypto::HmacSha256;
+using crypto::Sha256;
 
 Error invalid(const std::string &message) { return Error(ErrorKind::InvalidParameter, message); }
-Error openssl_failure(const char *what) {
-    return Error(ErrorKind::Internal, std::string("OpenSSL failed to ") + what);
-}
 
 // --- Characters and encodings ---------------------------------------------------
 
@@ -263,99 +262,6 @@ int split_host_port(std::string_view authority, std::string_view &host, const st
     if (port_colon == std::string_view::npos) return 0;
     return parse_port(authority.substr(port_colon + 1), url);
 }
-
-// --- SHA-256 and HMAC on reusable OpenSSL contexts ---------------------------
-
-// Fetched once: OpenSSL 3 otherwise looks the algorithm up in its provider
-// on every use, which costs more than hashing a short string.
-const EVP_MD *sha256_md() {
-    static EVP_MD *md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
-    if (!md) throw openssl_failure("provide SHA-256");
-    return md;
-}
-
-class Sha256 {
-public:
-    Sha256() : ctx_(EVP_MD_CTX_new()) {
-        if (!ctx_) throw openssl_failure("allocate a digest context");
-    }
-    ~Sha256() { EVP_MD_CTX_free(ctx_); }
-    Sha256(const Sha256 &) = delete;
-    Sha256 &operator=(const Sha256 &) = delete;
-
-    void start() {
-        if (EVP_DigestInit_ex2(ctx_, sha256_md(), nullptr) != 1) throw openssl_failure("hash");
-    }
-    void start_from(const Sha256 &saved) {
-        if (EVP_MD_CTX_copy_ex(ctx_, saved.ctx_) != 1) throw openssl_failure("hash");
-    }
-    void update(const void *data, size_t size) {
-        if (EVP_DigestUpdate(ctx_, data, size) != 1) throw openssl_failure("hash");
-    }
-    void update(std::string_view data) { update(data.data(), data.size()); }
-    Digest finish() {
-        Digest out;
-        unsigned int size = 0;
-        if (EVP_DigestFinal_ex(ctx_, out.data(), &size) != 1 || size != out.size())
-            throw openssl_failure("hash");
-        return out;
-    }
-    Digest digest(std::string_view data) {
-        start();
-        update(data);
-        return finish();
-    }
-
-private:
-    EVP_MD_CTX *ctx_;
-};
-
-// HMAC-SHA256 under one fixed key of messages that share a prefix: the
-// key's padded blocks are hashed once in set_key(), the prefix once in
-// set_prefix(), and each mac() resumes from copies of those states to hash
-// only the rest of the message.
-class HmacSha256 {
-public:
-    static constexpr size_t kBlockSize = 64;
-
-    void set_key(std::string_view key) {
-        if (key.size() > kBlockSize) throw Error(ErrorKind::Internal, "HMAC key too long");
-        unsigned char pad[kBlockSize];
-        start_padded(key_inner_, key, 0x36, pad);
-        start_padded(outer_, key, 0x5c, pad);
-        OPENSSL_cleanse(pad, sizeof pad);
-        set_prefix({});
-    }
-
-    void set_prefix(std::string_view prefix) {
-        inner_.start_from(key_inner_);
-        inner_.update(prefix);
-    }
-
-    // HMAC of prefix + rest.
-    Digest mac(std::string_view rest) {
-        work_.start_from(inner_);
-        work_.update(rest);
-        Digest inner_digest = work_.finish();
-        work_.start_from(outer_);
-        work_.update(inner_digest.data(), inner_digest.size());
-        return work_.finish();
-    }
-
-private:
-    static void start_padded(Sha256 &state, std::string_view key, unsigned char fill,
-                             unsigned char (&pad)[kBlockSize]) {
-        std::memset(pad, fill, kBlockSize);
-        for (size_t i = 0; i < key.size(); ++i) pad[i] ^= static_cast<unsigned char>(key[i]);
-        state.start();
-        state.update(pad, kBlockSize);
-    }
-
-    Sha256 key_inner_;  // after the inner padded key
-    Sha256 inner_;      // after the inner padded key and the prefix
-    Sha256 outer_;      // after the outer padded key
-    Sha256 work_;
-};
 
 // --- Canonical pieces -------------------------------------------------------------
 

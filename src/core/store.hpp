@@ -47,6 +47,10 @@ public:
 
     const std::string &backend_key() const { return backend_key_; }
 
+    // The session's default network timeouts, for backends whose options
+    // set none. Called before each use, so a SET applies at once.
+    virtual void set_default_timeouts(long connect_ms, long request_ms) {}
+
     // Throws Error(InvalidParameter) naming the key if this store cannot
     // hold it.
     virtual void validate_key(std::string_view key) const = 0;

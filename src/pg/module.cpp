@@ -2,6 +2,7 @@
 #include "core/interrupts.hpp"
 #include "pg/postgres.hpp"
 #include "pg/registry.hpp"
+#include "pg/settings.hpp"
 #include "pg/transaction.hpp"
 
 extern "C" {
@@ -23,6 +24,7 @@ PG_MODULE_MAGIC;
 void _PG_init(void);
 void _PG_init(void) {
     so::set_interrupt_check(interrupt_pending);
+    so::pg::settings_init();
     so::pg::registry_init();
     so::pg::transaction_init();
 }

@@ -5,6 +5,7 @@
 #include "core/error.hpp"
 #include "core/store_factory.hpp"
 #include "pg/guard.hpp"
+#include "pg/settings.hpp"
 
 extern "C" {
 #include "access/genam.h"
@@ -194,6 +195,7 @@ std::shared_ptr<const BackendConfig> lookup_backend(const std::string &key) { re
 std::shared_ptr<Store> lookup_store(const std::string &key) {
     Row &row = lookup_row(key);
     if (!row.store) row.store = make_store(*row.parsed);
+    row.store->set_default_timeouts(connect_timeout_ms, request_timeout_ms);
     return row.store;
 }
 

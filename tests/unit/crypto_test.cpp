@@ -32,3 +32,20 @@ TEST(Crypto, Encodings) {
     EXPECT_FALSE(crypto::constant_time_equal("abc", "ab"));
     EXPECT_EQ(crypto::random_bytes(16).size(), 16u);
 }
+
+TEST(Crypto, ReusableHmacMatchesOneShot) {
+    crypto::HmacSha256 hmac;
+    for (std::string key : {std::string("k"), std::string(64, 'x'), std::string(200, 'y')}) {
+        hmac.set_key(key);
+        for (std::string message : {"", "abc", "GET\nkey\n123"}) {
+            auto digest = hmac.mac(message);
+            EXPECT_EQ(std::string(reinterpret_cast<const char *>(digest.data()), digest.size()),
+                      crypto::hmac_sha256(key, message));
+        }
+        hmac.set_prefix("GET\n");
+        auto digest = hmac.mac("rest");
+        EXPECT_EQ(std::string(reinterpret_cast<const char *>(digest.data()), digest.size()),
+                  crypto::hmac_sha256(key, "GET\nrest"));
+        hmac.set_prefix("");
+    }
+}
