@@ -1,5 +1,6 @@
 #include "core/local_store.hpp"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -9,6 +10,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <vector>
 
 #include "core/crypto.hpp"
 #include "core/error.hpp"
@@ -76,7 +78,7 @@ void LocalStore::fail(const std::string &what, const std::string &key, int err) 
                                    ": " + std::strerror(err));
 }
 
-void LocalStore::validate_key(std::string_view key) const {
+void LocalStore::validate_key(std::string_view key, bool allow_reserved) const {
     auto reject = [&](const std::string &why) {
         throw Error(ErrorKind::InvalidParameter, "invalid stored object key " + quoted(std::string(key)) + ": " + why);
     };
@@ -94,7 +96,8 @@ void LocalStore::validate_key(std::string_view key) const {
         if (segment == "." || segment == "..") reject("it has a \"" + std::string(segment) + "\" segment");
         if (segment.size() > kMaxSegment)
             reject("a path segment is longer than " + std::to_string(kMaxSegment) + " bytes");
-        if (segment.substr(0, 4) == kReservedPrefix) reject("names starting with \".so-\" are reserved");
+        if (!allow_reserved && segment.substr(0, 4) == kReservedPrefix)
+            reject("names starting with \".so-\" are reserved");
         start = end + 1;
     }
 }
@@ -381,6 +384,49 @@ std::string LocalStore::sign(const std::string &key, const SignRequest &request)
                                                  " cannot override the download's name or type: the web server in "
                                                  "front of it decides");
     return signer_.sign(key, request.method, request.now + request.expires_in);
+}
+
+namespace {
+
+// Walks dir (named path, "" for the root) depth first, never following a
+// symbolic link, reporting regular files whose key starts with prefix.
+void walk(int dir, const std::string &path, const std::string &prefix,
+          const std::function<void(const ListedObject &)> &each) {
+    int fd = ::dup(dir);
+    DIR *stream = fd >= 0 ? ::fdopendir(fd) : nullptr;
+    if (!stream) {
+        if (fd >= 0) ::close(fd);
+        return;
+    }
+    std::vector<std::string> subdirectories;
+    while (struct dirent *entry = ::readdir(stream)) {
+        throw_if_interrupted();
+        std::string name = entry->d_name;
+        if (name == "." || name == "..") continue;
+        std::string key = path.empty() ? name : path + "/" + name;
+        struct stat st;
+        if (::fstatat(dir, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) continue;  // gone meanwhile
+        if (S_ISDIR(st.st_mode)) {
+            std::string as_prefix = key + "/";
+            // Only descend where keys with the prefix can be.
+            if (as_prefix.compare(0, prefix.size(), prefix, 0, std::min(prefix.size(), as_prefix.size())) == 0)
+                subdirectories.push_back(name);
+        } else if (S_ISREG(st.st_mode) && key.compare(0, prefix.size(), prefix) == 0) {
+            each(ListedObject{key, static_cast<uint64_t>(st.st_size), mtime_seconds(st), ""});
+        }
+    }
+    ::closedir(stream);
+    for (const auto &name : subdirectories) {
+        UniqueFd child(::openat(dir, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+        if (child) walk(child.get(), path.empty() ? name : path + "/" + name, prefix, each);
+    }
+}
+
+}  // namespace
+
+void LocalStore::list(const std::string &prefix, const std::function<void(const ListedObject &)> &each) {
+    UniqueFd root = open_root(false);
+    if (root) walk(root.get(), "", prefix, each);
 }
 
 }  // namespace so

@@ -19,7 +19,7 @@ class LocalStore final : public Store {
 public:
     LocalStore(std::string backend_key, const LocalConfig &config);
 
-    void validate_key(std::string_view key) const override;
+    void validate_key(std::string_view key, bool allow_reserved = false) const override;
     ObjectMeta create(const PutRequest &request) override;
     ObjectMeta stage(const PutRequest &request, const std::string &tag, std::string *handle) override;
     Backup promote(const std::string &key, const std::string &handle, const std::string &tag) override;
@@ -32,6 +32,7 @@ public:
     size_t fetch(const std::string &key, const std::string &handle, uint64_t offset, std::optional<uint64_t> length,
                  const std::function<char *(uint64_t)> &allocate) override;
     std::string sign(const std::string &key, const SignRequest &request) override;
+    void list(const std::string &prefix, const std::function<void(const ListedObject &)> &each) override;
 
     const LocalSigner &signer() const { return signer_; }
 

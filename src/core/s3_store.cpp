@@ -8,6 +8,7 @@
 
 #include "core/crypto.hpp"
 #include "core/error.hpp"
+#include "core/interrupts.hpp"
 #include "core/s3_metadata.hpp"
 #include "core/s3_xml.hpp"
 #include "core/uri.hpp"
@@ -148,7 +149,7 @@ sigv4::Signer &S3Store::signer() {
     return *signer_;
 }
 
-void S3Store::validate_key(std::string_view key) const {
+void S3Store::validate_key(std::string_view key, bool allow_reserved) const {
     auto reject = [&](const std::string &why) {
         throw Error(ErrorKind::InvalidParameter, "invalid stored object key " + quoted(std::string(key)) + ": " + why);
     };
@@ -157,7 +158,7 @@ void S3Store::validate_key(std::string_view key) const {
         reject("longer than " + std::to_string(kMaxKey - config_.prefix.size()) + " bytes");
     for (unsigned char c : key)
         if (c < 0x20 || c == 0x7f) reject("it contains a control character");
-    if (key.substr(0, 4) == ".so-") reject("names starting with \".so-\" are reserved");
+    if (!allow_reserved && key.substr(0, 4) == ".so-") reject("names starting with \".so-\" are reserved");
 }
 
 http::Request S3Store::build(const Call &call) {
@@ -518,7 +519,7 @@ std::string S3Store::sign(const std::string &key, const SignRequest &request) {
                             request.now, extra);
 }
 
-void S3Store::list(const std::string &prefix, const std::function<void(const Listed &)> &each) {
+void S3Store::list(const std::string &prefix, const std::function<void(const ListedObject &)> &each) {
     std::string token;
     for (;;) {
         Call call;
@@ -527,7 +528,8 @@ void S3Store::list(const std::string &prefix, const std::function<void(const Lis
         http::Response response = execute(call);
         if (response.status != 200) fail(response, "list", prefix);
         for (std::string_view entry : s3xml::blocks(response.body, "Contents")) {
-            Listed item;
+            throw_if_interrupted();
+            ListedObject item;
             item.key = s3xml::text(entry, "Key").substr(config_.prefix.size());
             item.size = std::strtoull(s3xml::text(entry, "Size").c_str(), nullptr, 10);
             item.last_modified = parse_iso8601(s3xml::text(entry, "LastModified"));
@@ -539,6 +541,29 @@ void S3Store::list(const std::string &prefix, const std::function<void(const Lis
         token = s3xml::text(response.body, "NextContinuationToken");
         if (token.empty()) break;
     }
+}
+
+bool S3Store::same_store(const S3Store &other) const {
+    return endpoint_.authority == other.endpoint_.authority && config_.region == other.config_.region &&
+           config_.access_key_id == other.config_.access_key_id &&
+           config_.credentials_from_env == other.config_.credentials_from_env;
+}
+
+ObjectMeta S3Store::copy_from(const S3Store &source, const std::string &source_key, const std::string &key) {
+    // CopyObject has no create-only condition everywhere: look first. A
+    // concurrent writer can still slip in between; see the README.
+    if (exists(key)) throw_already_exists(backend_key_, key);
+    Call copy;
+    copy.method = "PUT";
+    copy.key = full_key(key);
+    copy.headers = {{"x-amz-copy-source",
+                     "/" + source.config_.bucket + "/" + uri::encode(source.full_key(source_key), true)}};
+    http::Response response = execute(copy);
+    if (response.status == 404) throw_not_found(source.backend_key_, source_key);
+    if (response.status != 200 || response.body.find("<Error>") != std::string::npos) fail(response, "copy to", key);
+    auto meta = stat(key);
+    if (!meta) throw_not_found(backend_key_, key);
+    return *meta;
 }
 
 }  // namespace so

@@ -24,7 +24,7 @@ public:
     S3Store(std::string backend_key, const S3Config &config);
     ~S3Store() override;
 
-    void validate_key(std::string_view key) const override;
+    void validate_key(std::string_view key, bool allow_reserved = false) const override;
     ObjectMeta create(const PutRequest &request) override;
     ObjectMeta stage(const PutRequest &request, const std::string &tag, std::string *handle) override;
     Backup promote(const std::string &key, const std::string &handle, const std::string &tag) override;
@@ -39,15 +39,13 @@ public:
     std::string sign(const std::string &key, const SignRequest &request) override;
     void set_default_timeouts(long connect_ms, long request_ms) override;
 
-    // Every object under prefix (relative to the backend's prefix), page
-    // by page through ListObjectsV2.
-    struct Listed {
-        std::string key;  // relative to the backend's prefix
-        uint64_t size = 0;
-        double last_modified = 0;
-        std::string etag;
-    };
-    void list(const std::string &prefix, const std::function<void(const Listed &)> &each);
+    // Page by page through ListObjectsV2; keys relative to the backend's prefix.
+    void list(const std::string &prefix, const std::function<void(const ListedObject &)> &each) override;
+
+    // A server-side copy (CopyObject) from another backend on the same
+    // store; false when source is on another store (copy the bytes then).
+    bool same_store(const S3Store &other) const;
+    ObjectMeta copy_from(const S3Store &source, const std::string &source_key, const std::string &key);
 
     // Connections opened so far by this backend in this session.
     long connections_opened() const { return client_.connections_opened(); }

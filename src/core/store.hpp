@@ -33,6 +33,14 @@ struct Backup {
 
 enum class HttpMethod { Get, Put };
 
+// One object found by Store::list.
+struct ListedObject {
+    std::string key;
+    uint64_t size = 0;
+    double last_modified = 0;  // seconds since the epoch
+    std::string etag;          // as the store reports it; may be empty
+};
+
 struct SignRequest {
     HttpMethod method = HttpMethod::Get;
     int64_t now = 0;         // seconds since the epoch
@@ -52,8 +60,9 @@ public:
     virtual void set_default_timeouts(long connect_ms, long request_ms) {}
 
     // Throws Error(InvalidParameter) naming the key if this store cannot
-    // hold it.
-    virtual void validate_key(std::string_view key) const = 0;
+    // hold it. allow_reserved accepts our own ".so-" names (the sweeper
+    // removes leftovers by them).
+    virtual void validate_key(std::string_view key, bool allow_reserved = false) const = 0;
 
     virtual ObjectMeta create(const PutRequest &request) = 0;
     // tag names the writer (a transaction id) in staged and backup names,
@@ -80,6 +89,11 @@ public:
     // the number of bytes written there. NotFound if absent.
     virtual size_t fetch(const std::string &key, const std::string &handle, uint64_t offset,
                          std::optional<uint64_t> length, const std::function<char *(uint64_t)> &allocate) = 0;
+
+    // Every object whose key starts with prefix, in no particular order,
+    // our own temporary and staged objects included (their names start
+    // with ".so-").
+    virtual void list(const std::string &prefix, const std::function<void(const ListedObject &)> &each) = 0;
 
     // A URL that lets its holder GET (or PUT) the object for expires_in
     // seconds from now (seconds since the epoch). No I/O.

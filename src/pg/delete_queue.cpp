@@ -2,6 +2,7 @@
 
 #include <vector>
 
+#include "pg/extension_owner.hpp"
 #include "pg/registry.hpp"
 
 extern "C" {
@@ -27,19 +28,6 @@ struct KeptPlan {
 };
 
 KeptPlan insert_plan, delete_plan;
-
-// Runs body as the extension's owner: the queue is not writable by the
-// roles that call so_delete. C side.
-template <typename F>
-void as_extension_owner(F &&body) {
-    Oid saved_user;
-    int saved_context;
-    GetUserIdAndSecContext(&saved_user, &saved_context);
-    SetUserIdAndSecContext(extension_owner_oid(),
-                           saved_context | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
-    body();  // an error here is cleaned up by the (sub)transaction abort
-    SetUserIdAndSecContext(saved_user, saved_context);
-}
 
 SPIPlanPtr prepared(KeptPlan &kept, const char *sql_template, int nargs, Oid *argtypes) {
     Oid schema = extension_schema_oid();

@@ -9,6 +9,7 @@
 #include "pg/object_datum.hpp"
 #include "pg/registry.hpp"
 #include "pg/transaction.hpp"
+#include "core/s3_store.hpp"
 
 extern "C" {
 #include "access/xact.h"
@@ -169,6 +170,60 @@ Datum so_delete(PG_FUNCTION_ARGS) {
         return 0;
     });
     PG_RETURN_VOID();
+}
+
+PG_FUNCTION_INFO_V1(so_copy);
+Datum so_copy(PG_FUNCTION_ARGS) {
+    if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+        ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("obj and to_backend must not be null")));
+    so::PackedView view = so::pg::object_view(PG_GETARG_DATUM(0));
+    char *to_backend = text_to_cstring(PG_GETARG_TEXT_PP(1));
+    char *to_filename = PG_ARGISNULL(2) ? nullptr : text_to_cstring(PG_GETARG_TEXT_PP(2));
+    PreventCommandIfReadOnly("so_copy()");
+    so::pg::drop_completed_deletes();
+
+    return so::pg::guard([&] {
+        auto source = so::pg::lookup_store(std::string(view.backend));
+        auto target = so::pg::lookup_store(to_backend);
+        std::string source_key(view.filename);
+        std::string key = to_filename ? std::string(to_filename) : source_key;
+        source->validate_key(source_key);
+        target->validate_key(key);
+        so::ObjectMeta meta;
+        auto *s3_source = dynamic_cast<so::S3Store *>(source.get());
+        auto *s3_target = dynamic_cast<so::S3Store *>(target.get());
+        if (s3_source && s3_target && s3_target->same_store(*s3_source)) {
+            // Same store: the bytes never leave it.
+            meta = s3_target->copy_from(*s3_source, source_key, key);
+        } else {
+            // Elsewhere: through this backend's memory, once.
+            std::string content;
+            source->fetch(source_key, so::pg::staged_handle(source->backend_key(), source_key), 0, std::nullopt,
+                          [&](uint64 size) {
+                              content.resize(size);
+                              return content.data();
+                          });
+            so::PutRequest request;
+            request.key = key;
+            request.data = content.data();
+            request.size = content.size();
+            request.content_type = view.has_content_type ? std::string(view.content_type) : so::guess_content_type(key);
+            request.metadata_json = std::string(view.metadata);
+            meta = target->create(request);
+        }
+        meta.backend = target->backend_key();
+        meta.filename = key;
+        if (!meta.content_type && view.has_content_type) meta.content_type = std::string(view.content_type);
+        if (meta.metadata == "{}") meta.metadata = std::string(view.metadata);
+        if (!meta.checksum && view.has_checksum) meta.checksum = std::string(view.checksum);  // same bytes
+        try {
+            so::pg::remember_created(target, meta);
+        } catch (...) {
+            target->remove(key, &meta);
+            throw;
+        }
+        return so::pg::make_object_datum(meta);
+    });
 }
 
 }  // extern "C"

@@ -25,6 +25,8 @@ extern "C" {
 #include "utils/rel.h"
 #include "utils/fmgroids.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
+#include "catalog/pg_type.h"
 }
 
 namespace so::pg {
@@ -46,6 +48,7 @@ bool cache_valid = false;
 Oid cached_table_oid = InvalidOid;
 Oid cached_schema_oid = InvalidOid;
 Oid cached_owner_oid = InvalidOid;
+Oid cached_type_oid = InvalidOid;
 
 std::map<std::string, Row> &rows() {
     static std::map<std::string, Row> cache;
@@ -108,6 +111,8 @@ void reload() {
         if (relid != InvalidOid) {
             cached_schema_oid = get_rel_namespace(relid);
             cached_owner_oid = table_owner(relid);
+            cached_type_oid = GetSysCacheOid2(TYPENAMENSP, Anum_pg_type_oid, CStringGetDatum("stored_object"),
+                                              ObjectIdGetDatum(cached_schema_oid));
         }
     });
     if (relid == InvalidOid)
@@ -215,6 +220,11 @@ std::vector<std::shared_ptr<Store>> all_stores() {
 }
 
 Oid extension_schema_oid() { return cached_schema_oid; }
+Oid stored_object_type_oid() { return cached_type_oid; }
+
+void registry_ensure_loaded() {
+    if (!cache_valid) guard([] { reload(); });
+}
 Oid extension_owner_oid() { return cached_owner_oid; }
 
 }  // namespace so::pg

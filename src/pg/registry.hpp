@@ -33,6 +33,10 @@ std::vector<std::shared_ptr<Store>> all_stores();
 // this transaction. C side.
 Oid extension_schema_oid();
 Oid extension_owner_oid();
+Oid stored_object_type_oid();
+
+// Loads the registry if it is stale, so the OIDs above are valid. C side.
+void registry_ensure_loaded();
 
 // OID of so_backends, or InvalidOid when the extension is not installed in
 // this database. C side: may ereport.

@@ -200,6 +200,13 @@ void remember_delete(std::shared_ptr<Store> store, const ObjectMeta &meta, int64
     add(std::move(a));
 }
 
+std::vector<int64> queued_by_this_transaction() {
+    std::vector<int64> ids;
+    for (const Action &a : actions())
+        if (a.kind == Action::Kind::Deleted) ids.push_back(a.queue_id);
+    return ids;
+}
+
 std::string staged_handle(const std::string &backend, const std::string &key) {
     const auto &list = actions();
     for (auto it = list.rbegin(); it != list.rend(); ++it) {

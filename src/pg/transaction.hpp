@@ -14,6 +14,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "core/object_meta.hpp"
 #include "core/store.hpp"
@@ -28,6 +29,10 @@ void transaction_init();
 void remember_created(std::shared_ptr<Store> store, const ObjectMeta &meta);
 void remember_staged(std::shared_ptr<Store> store, const ObjectMeta &meta, const std::string &handle);
 void remember_delete(std::shared_ptr<Store> store, const ObjectMeta &meta, int64 queue_id);
+
+// Queue rows of deletes this transaction recorded (so_process_pending
+// must leave them to the commit). C++ side.
+std::vector<int64> queued_by_this_transaction();
 
 // The staged version of key that this transaction wrote, if any, so it
 // reads its own writes. Empty when there is none.
