@@ -1,5 +1,6 @@
 // so_put, so_get, so_exists, so_stat, so_delete: the stored objects
 // themselves, on whichever backend the value names.
+#include "core/crypto.hpp"
 #include "core/error.hpp"
 #include "core/json.hpp"
 #include "core/mime_types.hpp"
@@ -95,7 +96,18 @@ Datum so_put(PG_FUNCTION_ARGS) {
                 throw;
             }
         } else {
-            meta = store->create(request);
+            try {
+                meta = store->create(request);
+            } catch (const so::Error &e) {
+                // The same bytes to a key this transaction created: an UPDATE
+                // re-evaluated after a concurrent update (READ COMMITTED) calls
+                // so_put again. Give back what the first call wrote.
+                if (e.kind() != so::ErrorKind::AlreadyExists) throw;
+                std::string etag = so::crypto::hex(so::crypto::md5(std::string_view(request.data, request.size)));
+                auto earlier = so::pg::created_here(store->backend_key(), request.key, etag);
+                if (!earlier) throw;
+                return so::pg::make_object_datum(*earlier);
+            }
             try {
                 so::pg::remember_created(store, meta);
             } catch (...) {

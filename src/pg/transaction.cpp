@@ -200,6 +200,14 @@ void remember_delete(std::shared_ptr<Store> store, const ObjectMeta &meta, int64
     add(std::move(a));
 }
 
+std::optional<ObjectMeta> created_here(const std::string &backend, const std::string &key, const std::string &etag) {
+    for (const Action &a : actions())
+        if (a.kind == Action::Kind::Created && a.meta.filename == key && a.store->backend_key() == backend &&
+            a.meta.etag == etag)
+            return a.meta;
+    return std::nullopt;
+}
+
 std::vector<int64> queued_by_this_transaction() {
     std::vector<int64> ids;
     for (const Action &a : actions())

@@ -13,6 +13,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -33,6 +34,10 @@ void remember_delete(std::shared_ptr<Store> store, const ObjectMeta &meta, int64
 // Queue rows of deletes this transaction recorded (so_process_pending
 // must leave them to the commit). C++ side.
 std::vector<int64> queued_by_this_transaction();
+
+// The object this transaction created at key with the given etag, if any
+// (a statement re-evaluated after a concurrent update puts it again).
+std::optional<ObjectMeta> created_here(const std::string &backend, const std::string &key, const std::string &etag);
 
 // The staged version of key that this transaction wrote, if any, so it
 // reads its own writes. Empty when there is none.
