@@ -36,6 +36,7 @@ bool retryable_code(CURLcode code) {
         case CURLE_PARTIAL_FILE:
         case CURLE_HTTP2:
         case CURLE_HTTP2_STREAM:
+        case CURLE_SEND_FAIL_REWIND:
             return true;
         default:
             return false;
@@ -81,6 +82,16 @@ struct Client::Transfer {
         if (n) std::memcpy(buffer, t->request->body + t->sent, n);
         t->sent += n;
         return n;
+    }
+
+    // curl rewinds an upload to resend it on a new connection when a reused
+    // keep-alive connection turns out dead.
+    static int seek_body(void *self, curl_off_t offset, int origin) {
+        auto *t = static_cast<Transfer *>(self);
+        if (origin != SEEK_SET || offset < 0 || static_cast<size_t>(offset) > t->request->body_size)
+            return CURL_SEEKFUNC_CANTSEEK;
+        t->sent = static_cast<size_t>(offset);
+        return CURL_SEEKFUNC_OK;
     }
 
     static size_t header_line(char *buffer, size_t size, size_t count, void *self) {
@@ -177,6 +188,8 @@ void Client::setup(void *handle, Transfer &t) {
         curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
         curl_easy_setopt(h, CURLOPT_READFUNCTION, &Transfer::read_body);
         curl_easy_setopt(h, CURLOPT_READDATA, &t);
+        curl_easy_setopt(h, CURLOPT_SEEKFUNCTION, &Transfer::seek_body);
+        curl_easy_setopt(h, CURLOPT_SEEKDATA, &t);
         curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(r.body_size));
     } else if (r.method == "POST") {
         curl_easy_setopt(h, CURLOPT_POST, 1L);
