@@ -60,6 +60,10 @@ CREATE CAST (stored_object AS jsonb) WITH INOUT AS ASSIGNMENT;
 CREATE CAST (jsonb AS stored_object) WITH INOUT AS ASSIGNMENT;
 CREATE CAST (stored_object AS json) WITH INOUT AS ASSIGNMENT;
 CREATE CAST (json AS stored_object) WITH INOUT AS ASSIGNMENT;
+COMMENT ON CAST (stored_object AS jsonb) IS 'the canonical JSON text form as jsonb';
+COMMENT ON CAST (jsonb AS stored_object) IS 'reads a JSON file object; errors name what is wrong';
+COMMENT ON CAST (stored_object AS json) IS 'the canonical JSON text form as json';
+COMMENT ON CAST (json AS stored_object) IS 'reads a JSON file object; errors name what is wrong';
 
 -- Conversions for JSON written by applications that keep the backend in
 -- the column definition rather than in each value (advanced-alchemy), and
@@ -181,6 +185,13 @@ CREATE OPERATOR >= (
     LEFTARG = stored_object, RIGHTARG = stored_object, PROCEDURE = so_ge,
     COMMUTATOR = <=, NEGATOR = <, RESTRICT = scalargesel, JOIN = scalargejoinsel
 );
+
+COMMENT ON OPERATOR = (stored_object, stored_object) IS 'same identity (backend, filename, version_id)';
+COMMENT ON OPERATOR <> (stored_object, stored_object) IS 'different identity';
+COMMENT ON OPERATOR < (stored_object, stored_object) IS 'identity order: less than';
+COMMENT ON OPERATOR <= (stored_object, stored_object) IS 'identity order: less than or equal';
+COMMENT ON OPERATOR > (stored_object, stored_object) IS 'identity order: greater than';
+COMMENT ON OPERATOR >= (stored_object, stored_object) IS 'identity order: greater than or equal';
 
 CREATE OPERATOR CLASS stored_object_ops DEFAULT FOR TYPE stored_object USING btree AS
     OPERATOR 1 <, OPERATOR 2 <=, OPERATOR 3 =, OPERATOR 4 >=, OPERATOR 5 >,
