@@ -1,0 +1,409 @@
+"""Shared helpers of the S3 system tests (tests/system/test_s3_*.py).
+
+Not a test itself (scripts/test.sh runs only test_*.py). Each test file
+
+    FX = s3support.Fixture("clients")
+    ...
+    sys.exit(s3support.main(FX, [SomeTest, OtherTest]))
+
+gets its own database (CREATE EXTENSION stored_object; dropped at the end),
+its own key prefix in the fixture's bucket (so_systest/<name>-<pid>-<random>/,
+every object under it removed at the end), a boto3 client, the fixture's
+control endpoint (faults reset at the end, whatever happens) and the
+"N passed, N failed" last line.
+
+Environment (exported by scripts/test.sh): PGHOST/PGPORT/PGUSER, and from
+the S3 fixture's fixture.env S3_ENDPOINT, S3_REGION, S3_ACCESS_KEY_ID,
+S3_SECRET_ACCESS_KEY. The fixture also knows the temporary credential
+temp-access-key:temp-secret-key with session token temp-session-token.
+Run with Debian's /usr/bin/python3 (python3-psycopg2, python3-boto3).
+"""
+
+import os
+
+# Pure-Python botocore: no CRT signer swapped in behind our back.
+os.environ["BOTO_DISABLE_CRT"] = "true"
+
+import http.client  # noqa: E402
+import json  # noqa: E402
+import secrets  # noqa: E402
+import signal  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+import traceback  # noqa: E402
+import unittest  # noqa: E402
+import urllib.parse  # noqa: E402
+
+import boto3  # noqa: E402
+import botocore.compat  # noqa: E402
+import psycopg2  # noqa: E402
+from botocore.config import Config  # noqa: E402
+from botocore.exceptions import ClientError  # noqa: E402
+
+BUCKET = "test-bucket"
+TEMP_ACCESS_KEY = "temp-access-key"
+TEMP_SECRET_KEY = "temp-secret-key"
+TEMP_SESSION_TOKEN = "temp-session-token"
+AWS = "/usr/bin/aws"
+CURL = "/usr/bin/curl"
+MIB = 1024 * 1024
+
+
+def env(name):
+    value = os.environ.get(name)
+    if not value:
+        raise RuntimeError("%s is not set: run under scripts/test.sh, or source the S3 fixture's "
+                           "fixture.env" % name)
+    return value
+
+
+class Control:
+    """The fixture's /__fixture/ endpoint over one keep-alive connection, so
+    that reading the statistics adds no connection of its own between two
+    readings."""
+
+    def __init__(self, endpoint):
+        parts = urllib.parse.urlsplit(endpoint)
+        self.host, self.port = parts.hostname, parts.port
+        self.conn = None
+
+    def request(self, method, name, body=None):
+        data = None if body is None else json.dumps(body).encode()
+        for attempt in (0, 1):
+            if self.conn is None:
+                self.conn = http.client.HTTPConnection(self.host, self.port, timeout=30)
+            try:
+                self.conn.request(method, "/__fixture/" + name, body=data,
+                                  headers={"Content-Type": "application/json"} if data else {})
+                resp = self.conn.getresponse()
+                text = resp.read()
+                if resp.getheader("connection", "").lower() == "close":
+                    self.close()
+                if resp.status >= 300:
+                    raise RuntimeError("fixture control %s %s: %d %s" % (method, name, resp.status, text[:300]))
+                return json.loads(text) if text.strip() else None
+            except (OSError, http.client.HTTPException):
+                # E.g. "down" mode reset this connection: once more on a new one.
+                self.close()
+                if attempt:
+                    raise
+
+    def close(self):
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+    def stats(self):
+        return self.request("GET", "stats")
+
+    def add_fault(self, rule):
+        return self.request("POST", "faults", rule)
+
+    def reset_faults(self):
+        return self.request("DELETE", "faults")
+
+    def faults(self):
+        return self.request("GET", "faults")
+
+    def healthy(self):
+        try:
+            self.request("GET", "health")
+            return True
+        except Exception:
+            return False
+
+    def wait_healthy(self, timeout=15):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.healthy():
+                return
+            time.sleep(0.1)
+        raise RuntimeError("the S3 fixture did not come back within %d s" % timeout)
+
+    def wait_for(self, predicate, timeout=10, what="the fixture"):
+        """Poll the statistics until predicate(stats) holds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            s = self.stats()
+            if predicate(s):
+                return s
+            if time.monotonic() > deadline:
+                raise AssertionError("timed out waiting for %s; stats: %s" % (what, s))
+            time.sleep(0.02)
+
+
+def delta(before, after):
+    """Differences of two /__fixture/stats readings, flattened:
+    {"connections": n, "requests": n, "op:PutObject": n, "status:500": n, "fault:error": n}."""
+    out = {"connections": after["connections_accepted"] - before["connections_accepted"],
+           "requests": after["requests"] - before["requests"]}
+    for section, tag in (("operations", "op"), ("statuses", "status"), ("faults_injected", "fault")):
+        for k in set(before[section]) | set(after[section]):
+            d = after[section].get(k, 0) - before[section].get(k, 0)
+            if d:
+                out["%s:%s" % (tag, k)] = d
+    return out
+
+
+class Background:
+    """A callable run in a thread; remembers its result or exception and the
+    monotonic time it finished."""
+
+    def __init__(self, fn, *args):
+        self.result = self.error = self.finished_at = None
+        self.thread = threading.Thread(target=self._run, args=(fn,) + args, daemon=True)
+        self.thread.start()
+
+    def _run(self, fn, *args):
+        try:
+            self.result = fn(*args)
+        except BaseException as e:  # noqa: B902 - reported to the test
+            self.error = e
+        self.finished_at = time.monotonic()
+
+    def join(self, timeout=30):
+        self.thread.join(timeout)
+        if self.thread.is_alive():
+            raise AssertionError("the background statement did not finish within %d s" % timeout)
+        return self
+
+
+class Fixture:
+    """The database, key prefix, clients and cleanup of one test file."""
+
+    def __init__(self, name):
+        self.name = name
+        self.dbname = "so_s3_%s_%d" % (name, os.getpid())
+        self.prefix = "so_systest/%s-%d-%s" % (name, os.getpid(), secrets.token_hex(4))
+        self.admin = None
+        self.conn = None
+        self.created_db = False
+        self.connections = []
+        self.control = None
+        self.s3 = None
+        # Values that must never appear in an error, a notice or a result.
+        self.secrets = []
+
+    # ---- setup / teardown ---------------------------------------------------
+
+    def start(self):
+        assert not botocore.compat.HAS_CRT, "BOTO_DISABLE_CRT=true must disable the CRT signer"
+        self.endpoint = env("S3_ENDPOINT").rstrip("/")
+        parts = urllib.parse.urlsplit(self.endpoint)
+        assert parts.hostname in ("127.0.0.1", "localhost"), "loopback only: " + self.endpoint
+        self.authority = parts.netloc
+        self.region = os.environ.get("S3_REGION") or "us-east-1"
+        self.access_key = env("S3_ACCESS_KEY_ID")
+        self.secret_key = env("S3_SECRET_ACCESS_KEY")
+        self.secrets = [self.secret_key, TEMP_SECRET_KEY, TEMP_SESSION_TOKEN]
+        self.control = Control(self.endpoint)
+        self.control.wait_healthy()
+        self.control.reset_faults()
+        self.s3 = self.boto3_client()
+
+        self.admin = psycopg2.connect(dbname="postgres")
+        self.admin.autocommit = True
+        with self.admin.cursor() as cur:
+            cur.execute("CREATE DATABASE %s" % self.dbname)
+        self.created_db = True
+        self.conn = self.connect()
+        self.sql("CREATE EXTENSION stored_object")
+
+    def stop(self):
+        for step in (self.reset_faults, self.close_connections, self.drop_database, self.remove_objects):
+            try:
+                step()
+            except Exception:
+                traceback.print_exc(file=sys.stdout)
+        if self.control is not None:
+            self.control.close()
+
+    def reset_faults(self):
+        if self.control is not None:
+            self.control.reset_faults()
+
+    def close_connections(self):
+        for c in self.connections:
+            try:
+                c.close()
+            except Exception:
+                pass
+        self.connections = []
+        self.conn = None
+
+    def drop_database(self):
+        if self.admin is not None:
+            if self.created_db:
+                with self.admin.cursor() as cur:
+                    cur.execute("DROP DATABASE IF EXISTS %s WITH (FORCE)" % self.dbname)
+                self.created_db = False
+            self.admin.close()
+            self.admin = None
+
+    def remove_objects(self):
+        """Every object and multipart upload under this file's prefix."""
+        if self.s3 is None:
+            return
+        prefix = self.prefix + "/"
+        for upload in self.s3.list_multipart_uploads(Bucket=BUCKET, Prefix=prefix).get("Uploads", []):
+            self.s3.abort_multipart_upload(Bucket=BUCKET, Key=upload["Key"], UploadId=upload["UploadId"])
+        for key in self.list_keys(""):
+            self.s3.delete_object(Bucket=BUCKET, Key=key)
+
+    # ---- PostgreSQL -----------------------------------------------------------
+
+    def connect(self, autocommit=True):
+        c = psycopg2.connect(dbname=self.dbname)
+        c.autocommit = autocommit
+        self.connections.append(c)
+        return c
+
+    def sql(self, query, args=None, conn=None):
+        with (conn or self.conn).cursor() as cur:
+            cur.execute(query, args)
+            return cur.fetchall() if cur.description else None
+
+    def value(self, query, args=None, conn=None):
+        return self.sql(query, args, conn)[0][0]
+
+    def register(self, key, subprefix, conn=None, **options):
+        """Registers an S3 backend on s3://test-bucket/<prefix>/<subprefix>
+        with the fixture's endpoint and credentials (overridable by options;
+        a None value leaves an option out). Returns the full key prefix of its
+        objects in the bucket."""
+        opts = {"endpoint": self.endpoint, "region": self.region, "allow_http": True,
+                "access_key_id": self.access_key, "secret_access_key": self.secret_key}
+        opts.update(options)
+        opts = {k: v for k, v in opts.items() if v is not None}
+        self.sql("SELECT so_register_backend(%s, %s, %s)",
+                 (key, "s3://%s/%s/%s" % (BUCKET, self.prefix, subprefix), json.dumps(opts)), conn)
+        return "%s/%s/" % (self.prefix, subprefix)
+
+    # ---- S3 through independent clients -------------------------------------
+
+    def boto3_client(self, access_key=None, secret_key=None, token=None):
+        return boto3.client(
+            "s3", endpoint_url=self.endpoint, region_name=self.region,
+            aws_access_key_id=access_key or self.access_key,
+            aws_secret_access_key=secret_key or self.secret_key,
+            aws_session_token=token,
+            config=Config(signature_version="s3v4", s3={"addressing_style": "path"},
+                          retries={"total_max_attempts": 1, "mode": "standard"},
+                          connect_timeout=5, read_timeout=120))
+
+    def head(self, key):
+        """boto3 head_object, or None on 404."""
+        try:
+            return self.s3.head_object(Bucket=BUCKET, Key=key)
+        except ClientError as e:
+            if e.response["ResponseMetadata"]["HTTPStatusCode"] == 404:
+                return None
+            raise
+
+    def get_bytes(self, key):
+        return self.s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
+
+    def list_keys(self, subprefix):
+        """Every key under <prefix>/<subprefix>, through paginated ListObjectsV2."""
+        keys = []
+        paginator = self.s3.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=BUCKET, Prefix="%s/%s" % (self.prefix, subprefix)):
+            keys += [o["Key"] for o in page.get("Contents", [])]
+        return keys
+
+    def multipart_uploads(self, key_prefix):
+        return self.s3.list_multipart_uploads(Bucket=BUCKET, Prefix=key_prefix).get("Uploads", [])
+
+    def aws(self, *args, access_key=None, secret_key=None, token=None):
+        """Debian's AWS CLI against the fixture, with no configuration file."""
+        e = dict(os.environ, AWS_CONFIG_FILE="/dev/null", AWS_SHARED_CREDENTIALS_FILE="/dev/null",
+                 AWS_ACCESS_KEY_ID=access_key or self.access_key,
+                 AWS_SECRET_ACCESS_KEY=secret_key or self.secret_key,
+                 AWS_DEFAULT_REGION=self.region, AWS_PAGER="", AWS_EC2_METADATA_DISABLED="true")
+        e.pop("AWS_SESSION_TOKEN", None)
+        if token:
+            e["AWS_SESSION_TOKEN"] = token
+        result = subprocess.run([AWS, "--endpoint-url", self.endpoint] + list(args), env=e,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=120)
+        if result.returncode != 0:
+            raise AssertionError("aws %s failed (%d): %s" % (" ".join(args), result.returncode,
+                                                             result.stderr.decode(errors="replace")))
+        out = result.stdout.decode()
+        return json.loads(out) if out.strip().startswith("{") else out
+
+
+def error_texts(e):
+    d = e.diag
+    return [str(e), e.pgerror or "", d.message_primary or "", d.message_detail or "",
+            d.message_hint or "", d.context or "", d.internal_query or ""]
+
+
+class SqlAssertions:
+    """Mixin for unittest.TestCase: SQL errors, their SQLSTATE, and secrets."""
+
+    FX = None  # set by each test file
+
+    def assertSqlError(self, sqlstate, query, args=None, conn=None):
+        conn = conn or self.FX.conn
+        with self.assertRaises(psycopg2.Error) as cm:
+            self.FX.sql(query, args, conn)
+        e = cm.exception
+        if not conn.autocommit and not conn.closed:
+            conn.rollback()
+        self.assertEqual(e.pgcode, sqlstate, e.pgerror)
+        self.assertSecretFree(e)
+        return e
+
+    def assertSecretFree(self, e, extra=()):
+        texts = error_texts(e) if isinstance(e, psycopg2.Error) else [str(e)]
+        for text in texts:
+            for secret in list(self.FX.secrets) + list(extra):
+                self.assertNotIn(secret, text)
+
+
+def main(fx, cases):
+    """Runs the cases against fx (started first, stopped last, whatever
+    happens); prints "N passed, N failed" last; returns the exit status."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt("signal %d" % signum)
+    signal.signal(signal.SIGTERM, interrupt)
+    passed = failed = 0
+    started = time.monotonic()
+    try:
+        try:
+            fx.start()
+        except Exception:
+            traceback.print_exc(file=sys.stdout)
+            failed = 1
+        else:
+            loader = unittest.TestLoader()
+            suite = unittest.TestSuite()
+            for case in cases:
+                suite.addTests(loader.loadTestsFromTestCase(case))
+            stream = unittest.runner._WritelnDecorator(sys.stdout)
+            result = unittest.TextTestResult(stream, descriptions=True, verbosity=2)
+            try:
+                suite.run(result)
+            except KeyboardInterrupt:
+                print("interrupted")
+                failed += 1
+            result.printErrors()
+            bad = len(result.failures) + len(result.errors) + len(result.unexpectedSuccesses)
+            failed += bad
+            passed += result.testsRun - bad - len(result.skipped) - len(result.expectedFailures)
+    except KeyboardInterrupt:
+        print("interrupted")
+        failed += 1
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # let the cleanup finish
+        sys.stdout.flush()
+        fx.stop()
+    if fx.created_db:
+        failed += 1
+        print("cleanup failed: database %s remains" % fx.dbname)
+    print("(%s: %.1f s)" % (fx.name, time.monotonic() - started))
+    sys.stdout.flush()
+    print("%d passed, %d failed" % (passed, failed))
+    return 1 if failed else 0
