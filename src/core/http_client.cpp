@@ -175,8 +175,8 @@ void Client::setup(void *handle, Transfer &t) {
     constexpr long kCleanupTimeoutMs = 5000;
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
                      r.ignore_interrupts ? std::min(timeouts_.connect_ms, kCleanupTimeoutMs) : timeouts_.connect_ms);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS,
-                     r.ignore_interrupts ? std::min(timeouts_.request_ms, kCleanupTimeoutMs) : timeouts_.request_ms);
+    long request_ms = r.timeout_ms > 0 ? std::min(r.timeout_ms, timeouts_.request_ms) : timeouts_.request_ms;
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, r.ignore_interrupts ? std::min(request_ms, kCleanupTimeoutMs) : request_ms);
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, t.error_buffer);
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, &Transfer::header_line);
     curl_easy_setopt(h, CURLOPT_HEADERDATA, &t);

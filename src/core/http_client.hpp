@@ -33,6 +33,7 @@ struct Request {
     // while a cancel is pending: such requests ignore interrupts and get a
     // short timeout instead.
     bool ignore_interrupts = false;
+    long timeout_ms = 0;  // shorter than the client's request timeout, if set
 };
 
 struct Response {

@@ -183,6 +183,9 @@ http::Response S3Store::execute(const Call &call) {
     auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(client_.timeouts().request_ms);
     for (int attempt = 0;; ++attempt) {
         http::Request request = build(call);
+        // A retry gets only what is left of the request timeout.
+        long left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
+        request.timeout_ms = std::max(1L, left);
         http::Outcome outcome = client_.perform(request);
         bool may_retry = attempt < config_.max_retries && !call.ignore_interrupts &&
                          std::chrono::steady_clock::now() < deadline;
@@ -212,7 +215,14 @@ void S3Store::fail(const http::Response &response, const std::string &what, cons
     if (response.status == 412) throw_already_exists(backend_key_, key);
     std::string reason = code.empty() ? "HTTP " + std::to_string(response.status)
                                       : remote_text(code) + (message.empty() ? "" : ": " + remote_text(message));
-    throw Error(response.status == 403 ? ErrorKind::PermissionDenied : ErrorKind::Io,
+    // Credential problems are "permission denied" whatever status S3 uses
+    // for them (some are 400s).
+    static const char *const kAuthCodes[] = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch",
+                                             "InvalidToken", "ExpiredToken", "TokenRefreshRequired",
+                                             "MissingSecurityHeader", "AuthorizationHeaderMalformed"};
+    bool auth = response.status == 403 || std::any_of(std::begin(kAuthCodes), std::end(kAuthCodes),
+                                                      [&](const char *c) { return code == c; });
+    throw Error(auth ? ErrorKind::PermissionDenied : ErrorKind::Io,
                 "S3 refused to " + what + " " + quoted(key) + " in backend " + quoted(backend_key_) + ": " + reason,
                 "HTTP status " + std::to_string(response.status) +
                     (request_id.empty() ? "" : ", request id " + remote_text(request_id)));
