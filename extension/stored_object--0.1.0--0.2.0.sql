@@ -150,3 +150,17 @@ GRANT EXECUTE ON FUNCTION so_process_pending(integer) TO stored_object_admin;
 GRANT EXECUTE ON FUNCTION so_orphans(text, text, interval) TO stored_object_admin;
 GRANT EXECUTE ON FUNCTION so_gc(text, interval, boolean) TO stored_object_admin;
 GRANT UPDATE, DELETE ON so_pending_deletes TO stored_object_admin;
+
+-- Fixes to 0.1.0 objects.
+
+-- A JSON null (what an application writes when it clears a file column)
+-- converts to NULL instead of failing.
+CREATE OR REPLACE FUNCTION so_from_json(value jsonb, default_backend text DEFAULT NULL)
+RETURNS stored_object LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN (CASE WHEN pg_catalog.jsonb_typeof(value) = 'null' THEN NULL
+             WHEN default_backend IS NULL OR value->>'backend' IS NOT NULL THEN value
+             ELSE value || pg_catalog.jsonb_build_object('backend', default_backend)
+        END)::@extschema@.stored_object;
+
+-- pg_dump reads the queue's sequence: storage administrators dump too.
+GRANT SELECT ON SEQUENCE so_pending_deletes_id_seq TO stored_object_admin;
