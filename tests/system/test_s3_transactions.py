@@ -170,6 +170,10 @@ class AbortTest(TxBase):
         self.assertEqual(self.s3_bytes(key), b"from a, committed")
         self.assertEqual(self.get(a, obj_a), b"from a, committed")
 
+
+class DeleteTest(TxBase):
+    """so_delete only schedules: the object goes at COMMIT, never on rollback."""
+
     def test_delete_invisible_to_others_until_commit(self):
         a, b = self.a, self.b
         key = self.k("del.bin")
