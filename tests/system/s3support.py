@@ -27,13 +27,11 @@ os.environ["BOTO_DISABLE_CRT"] = "true"
 import http.client  # noqa: E402
 import json  # noqa: E402
 import secrets  # noqa: E402
-import signal  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
 import traceback  # noqa: E402
-import unittest  # noqa: E402
 import urllib.parse  # noqa: E402
 
 import boto3  # noqa: E402
@@ -41,6 +39,8 @@ import botocore.compat  # noqa: E402
 import psycopg2  # noqa: E402
 from botocore.config import Config  # noqa: E402
 from botocore.exceptions import ClientError  # noqa: E402
+
+import runner  # noqa: E402
 
 BUCKET = "test-bucket"
 TEMP_ACCESS_KEY = "temp-access-key"
@@ -366,44 +366,5 @@ class SqlAssertions:
 def main(fx, cases):
     """Runs the cases against fx (started first, stopped last, whatever
     happens); prints "N passed, N failed" last; returns the exit status."""
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt("signal %d" % signum)
-    signal.signal(signal.SIGTERM, interrupt)
-    passed = failed = 0
-    started = time.monotonic()
-    try:
-        try:
-            fx.start()
-        except Exception:
-            traceback.print_exc(file=sys.stdout)
-            failed = 1
-        else:
-            loader = unittest.TestLoader()
-            suite = unittest.TestSuite()
-            for case in cases:
-                suite.addTests(loader.loadTestsFromTestCase(case))
-            stream = unittest.runner._WritelnDecorator(sys.stdout)
-            result = unittest.TextTestResult(stream, descriptions=True, verbosity=2)
-            try:
-                suite.run(result)
-            except KeyboardInterrupt:
-                print("interrupted")
-                failed += 1
-            result.printErrors()
-            bad = len(result.failures) + len(result.errors) + len(result.unexpectedSuccesses)
-            failed += bad
-            passed += result.testsRun - bad - len(result.skipped) - len(result.expectedFailures)
-    except KeyboardInterrupt:
-        print("interrupted")
-        failed += 1
-    finally:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # let the cleanup finish
-        sys.stdout.flush()
-        fx.stop()
-    if fx.created_db:
-        failed += 1
-        print("cleanup failed: database %s remains" % fx.dbname)
-    print("(%s: %.1f s)" % (fx.name, time.monotonic() - started))
-    sys.stdout.flush()
-    print("%d passed, %d failed" % (passed, failed))
-    return 1 if failed else 0
+    return runner.run(fx.name, fx, cases,
+                      lambda: ["database %s remains" % fx.dbname] if fx.created_db else [])

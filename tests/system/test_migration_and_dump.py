@@ -42,11 +42,9 @@ import json  # noqa: E402
 import pwd  # noqa: E402
 import secrets  # noqa: E402
 import shutil  # noqa: E402
-import signal  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
-import time  # noqa: E402
 import traceback  # noqa: E402
 import unittest  # noqa: E402
 import urllib.parse  # noqa: E402
@@ -54,6 +52,8 @@ import urllib.parse  # noqa: E402
 import boto3  # noqa: E402
 import psycopg2  # noqa: E402
 from botocore.config import Config  # noqa: E402
+
+import runner  # noqa: E402
 
 PG_BIN = "/usr/lib/postgresql/15/bin"
 BUCKET = "test-bucket"
@@ -824,58 +824,9 @@ class UpgradeTest(Base):
 
 def main():
     global FX
-
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt("signal %d" % signum)
-    signal.signal(signal.SIGTERM, interrupt)
-    passed = failed = 0
-    started = time.monotonic()
     FX = Fixture()
-    try:
-        try:
-            FX.start()
-        except Exception:
-            traceback.print_exc(file=sys.stdout)
-            failed = 1
-        else:
-            loader = unittest.TestLoader()
-            suite = unittest.TestSuite()
-            for case in (AdvancedAlchemyMigrationTest, DumpRestoreTest, UpgradeTest):
-                suite.addTests(loader.loadTestsFromTestCase(case))
-            stream = unittest.runner._WritelnDecorator(sys.stdout)
-            result = unittest.TextTestResult(stream, descriptions=True, verbosity=2)
-            try:
-                suite.run(result)
-            except KeyboardInterrupt:
-                print("interrupted")
-                failed += 1
-            result.printErrors()
-            if result.expectedFailures:
-                print("(%d expected failures: known bugs, described above those tests: %s)" % (
-                    len(result.expectedFailures),
-                    ", ".join(t.id().rsplit(".", 1)[-1] for t, _ in result.expectedFailures)))
-            bad = len(result.failures) + len(result.errors) + len(result.unexpectedSuccesses)
-            failed += bad
-            passed += result.testsRun - bad - len(result.skipped) - len(result.expectedFailures)
-    except KeyboardInterrupt:
-        print("interrupted")
-        failed += 1
-    finally:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # let the cleanup finish
-        sys.stdout.flush()
-        FX.stop()
-    try:
-        left = FX.leftovers()
-    except Exception:
-        traceback.print_exc(file=sys.stdout)
-        left = ["(could not check)"]
-    if left:
-        failed += 1
-        print("cleanup failed: " + ", ".join(left))
-    print("(migration_and_dump: %.1f s)" % (time.monotonic() - started))
-    sys.stdout.flush()
-    print("%d passed, %d failed" % (passed, failed))
-    return 1 if failed else 0
+    return runner.run("migration_and_dump", FX, (AdvancedAlchemyMigrationTest, DumpRestoreTest, UpgradeTest),
+                      FX.leftovers)
 
 
 if __name__ == "__main__":

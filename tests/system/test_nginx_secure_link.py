@@ -39,6 +39,8 @@ import urllib.parse
 
 import psycopg2
 
+import runner
+
 NGINX = "/usr/sbin/nginx"
 CURL = "/usr/bin/curl"
 
@@ -537,48 +539,12 @@ class SecretsNotInErrorsTest(SecretFree, unittest.TestCase):
 
 def main():
     global FX
-    # A harness that stops us with SIGTERM still gets the cleanup below
-    # (unittest lets KeyboardInterrupt through and stops).
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt("signal %d" % signum)
-    signal.signal(signal.SIGTERM, interrupt)
-    passed = failed = 0
     FX = Fixture()
-    try:
-        try:
-            FX.start()
-        except Exception:
-            traceback.print_exc(file=sys.stdout)
-            failed = 1
-        else:
-            loader = unittest.TestLoader()
-            suite = unittest.TestSuite()
-            for case in (NginxSecureLinkTest, HmacSchemeTest, SecretsNotInErrorsTest):
-                suite.addTests(loader.loadTestsFromTestCase(case))
-            stream = unittest.runner._WritelnDecorator(sys.stdout)
-            result = unittest.TextTestResult(stream, descriptions=True, verbosity=2)
-            try:
-                suite.run(result)
-            except KeyboardInterrupt:
-                print("interrupted")
-                failed += 1
-            result.printErrors()
-            bad = len(result.failures) + len(result.errors) + len(result.unexpectedSuccesses)
-            failed += bad
-            passed += result.testsRun - bad - len(result.skipped) - len(result.expectedFailures)
-    except KeyboardInterrupt:
-        print("interrupted")
-        failed += 1
-    finally:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # let the cleanup finish
-        sys.stdout.flush()
-        FX.stop()
-    if FX.nginx_dir and os.path.exists(FX.nginx_dir):
-        failed += 1
-        print("cleanup failed: %s remains" % FX.nginx_dir)
-    sys.stdout.flush()
-    print("%d passed, %d failed" % (passed, failed))
-    return 1 if failed else 0
+
+    def leftovers():
+        return [FX.nginx_dir] if FX.nginx_dir and os.path.exists(FX.nginx_dir) else []
+    return runner.run("nginx_secure_link", FX, (NginxSecureLinkTest, HmacSchemeTest, SecretsNotInErrorsTest),
+                      leftovers)
 
 
 if __name__ == "__main__":
