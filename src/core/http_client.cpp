@@ -19,6 +19,7 @@ namespace so::http {
 namespace {
 
 constexpr int kPollMs = 100;
+constexpr int kWaitMs = 5;  // while the next request is being prepared
 
 void global_init() {
     static std::once_flag once;
@@ -65,7 +66,7 @@ const std::string *Response::header(std::string_view name) const {
 
 // The state of one request while curl runs it. Callbacks only touch this.
 struct Client::Transfer {
-    Request *request = nullptr;
+    Request request;
     Outcome outcome;
     size_t sent = 0;
     char *destination = nullptr;
@@ -78,8 +79,8 @@ struct Client::Transfer {
 
     static size_t read_body(char *buffer, size_t size, size_t count, void *self) {
         auto *t = static_cast<Transfer *>(self);
-        size_t n = std::min(size * count, t->request->body_size - t->sent);
-        if (n) std::memcpy(buffer, t->request->body + t->sent, n);
+        size_t n = std::min(size * count, t->request.body_size - t->sent);
+        if (n) std::memcpy(buffer, t->request.body + t->sent, n);
         t->sent += n;
         return n;
     }
@@ -88,7 +89,7 @@ struct Client::Transfer {
     // keep-alive connection turns out dead.
     static int seek_body(void *self, curl_off_t offset, int origin) {
         auto *t = static_cast<Transfer *>(self);
-        if (origin != SEEK_SET || offset < 0 || static_cast<size_t>(offset) > t->request->body_size)
+        if (origin != SEEK_SET || offset < 0 || static_cast<size_t>(offset) > t->request.body_size)
             return CURL_SEEKFUNC_CANTSEEK;
         t->sent = static_cast<size_t>(offset);
         return CURL_SEEKFUNC_OK;
@@ -116,7 +117,7 @@ struct Client::Transfer {
         try {
             long status = 0;
             curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
-            bool to_destination = t->request->body_destination && status >= 200 && status < 300;
+            bool to_destination = t->request.body_destination && status >= 200 && status < 300;
             if (!to_destination) {
                 t->outcome.response.body.append(data, n);
                 return n;
@@ -126,7 +127,7 @@ struct Client::Transfer {
                 curl_easy_getinfo(t->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &length);
                 if (length < 0) throw Error(ErrorKind::Io, "the storage server sent a body without a length");
                 t->destination_size = static_cast<uint64_t>(length);
-                t->destination = t->request->body_destination(t->destination_size);
+                t->destination = t->request.body_destination(t->destination_size);
             }
             if (t->outcome.response.body_written + n > t->destination_size)
                 throw Error(ErrorKind::Io, "the storage server sent more bytes than announced");
@@ -168,7 +169,7 @@ void *Client::take_handle() {
 void Client::setup(void *handle, Transfer &t) {
     CURL *h = static_cast<CURL *>(handle);
     t.easy = h;
-    const Request &r = *t.request;
+    const Request &r = t.request;
     curl_easy_setopt(h, CURLOPT_URL, r.url.c_str());
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);  // never touch the server's signal handlers
@@ -209,13 +210,13 @@ void Client::setup(void *handle, Transfer &t) {
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, list);
 }
 
-std::vector<Outcome> Client::perform(std::vector<Request> &requests, int max_parallel) {
+std::vector<Outcome> Client::perform_as_ready(size_t count, int max_parallel,
+                                              const std::function<bool(size_t, Request &)> &next) {
     CURLM *multi = static_cast<CURLM *>(multi_);
-    std::vector<Transfer> transfers(requests.size());
+    std::vector<Transfer> transfers(count);  // never resized: callbacks hold pointers into it
     std::map<CURL *, size_t> running;
-    size_t next = 0;
-    bool interruptible = std::none_of(requests.begin(), requests.end(),
-                                      [](const Request &r) { return r.ignore_interrupts; });
+    size_t next_index = 0;
+    bool interruptible = true;
     auto check_interrupts = [&] {
         if (interruptible) throw_if_interrupted();
     };
@@ -227,13 +228,19 @@ std::vector<Outcome> Client::perform(std::vector<Request> &requests, int max_par
         running.clear();
     };
     try {
-        while (next < requests.size() || !running.empty()) {
-            while (static_cast<int>(running.size()) < std::max(1, max_parallel) && next < requests.size()) {
-                transfers[next].request = &requests[next];
+        while (next_index < count || !running.empty()) {
+            bool waiting = false;  // the next request is not ready yet
+            while (static_cast<int>(running.size()) < std::max(1, max_parallel) && next_index < count) {
+                Transfer &t = transfers[next_index];
+                if (!next(next_index, t.request)) {
+                    waiting = true;
+                    break;
+                }
+                if (t.request.ignore_interrupts) interruptible = false;
                 CURL *h = static_cast<CURL *>(take_handle());
-                setup(h, transfers[next]);
+                setup(h, t);
                 curl_multi_add_handle(multi, h);
-                running[h] = next++;
+                running[h] = next_index++;
             }
             int still_running = 0;
             curl_multi_perform(multi, &still_running);
@@ -258,9 +265,9 @@ std::vector<Outcome> Client::perform(std::vector<Request> &requests, int max_par
                 idle_handles_.push_back(h);
                 if (t.failure) std::rethrow_exception(t.failure);
             }
-            if (running.empty() && next >= requests.size()) break;
+            if (running.empty() && next_index >= count) break;
             check_interrupts();
-            curl_multi_poll(multi, nullptr, 0, kPollMs, nullptr);
+            curl_multi_poll(multi, nullptr, 0, waiting ? kWaitMs : kPollMs, nullptr);
             check_interrupts();
         }
     } catch (...) {
@@ -273,12 +280,18 @@ std::vector<Outcome> Client::perform(std::vector<Request> &requests, int max_par
     return outcomes;
 }
 
+std::vector<Outcome> Client::perform(std::vector<Request> &requests, int max_parallel) {
+    return perform_as_ready(requests.size(), max_parallel, [&](size_t i, Request &slot) {
+        slot = std::move(requests[i]);
+        return true;
+    });
+}
+
 Outcome Client::perform(Request &request) {
-    std::vector<Request> one;
-    one.push_back(std::move(request));
-    Outcome outcome = std::move(perform(one, 1).front());
-    request = std::move(one.front());
-    return outcome;
+    return std::move(perform_as_ready(1, 1, [&](size_t, Request &slot) {
+                         slot = std::move(request);
+                         return true;
+                     }).front());
 }
 
 void interruptible_sleep(long ms) {

@@ -71,6 +71,13 @@ public:
     std::vector<Outcome> perform(std::vector<Request> &requests, int max_parallel);
     Outcome perform(Request &request);
 
+    // The same for count requests made as they become ready: next(i, slot)
+    // fills request i and returns true, or returns false when it is not
+    // ready yet (it is asked again a few milliseconds later), so work such
+    // as hashing the next part overlaps the transfers already running.
+    std::vector<Outcome> perform_as_ready(size_t count, int max_parallel,
+                                          const std::function<bool(size_t, Request &)> &next);
+
     void set_timeouts(Timeouts timeouts) { timeouts_ = timeouts; }
     const Timeouts &timeouts() const { return timeouts_; }
 

@@ -1,7 +1,9 @@
 #include "core/s3_store.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <mutex>
 #include <cstdlib>
 #include <ctime>
 #include <random>
@@ -9,6 +11,7 @@
 #include "core/crypto.hpp"
 #include "core/error.hpp"
 #include "core/interrupts.hpp"
+#include "core/quiet_thread.hpp"
 #include "core/s3_metadata.hpp"
 #include "core/s3_xml.hpp"
 #include "core/uri.hpp"
@@ -128,6 +131,20 @@ void S3Store::set_default_timeouts(long connect_ms, long request_ms) {
 
 S3Store::~S3Store() = default;
 
+const sigv4::Target &S3Store::object_target(const std::string &full_key) {
+    if (object_target_.base_url.empty()) {
+        // The bucket's own target gives base URL, host and the path before
+        // the key: "/bucket" (path-style) or "" (virtual-hosted).
+        object_target_ = sigv4::s3_target(endpoint_, style_, config_.bucket, "");
+        if (style_ == sigv4::AddressingStyle::VirtualHosted) object_target_.path.clear();
+        object_target_.path += '/';
+        object_path_base_ = object_target_.path.size();
+    }
+    object_target_.path.resize(object_path_base_);
+    sigv4::append_uri_encoded(object_target_.path, full_key, true);
+    return object_target_;
+}
+
 sigv4::Signer &S3Store::signer() {
     if (signer_) return *signer_;
     sigv4::Credentials credentials;
@@ -162,7 +179,8 @@ void S3Store::validate_key(std::string_view key, bool allow_reserved) const {
 }
 
 http::Request S3Store::build(const Call &call) {
-    sigv4::Target target = sigv4::s3_target(endpoint_, style_, config_.bucket, call.key);
+    sigv4::Target target = call.key.empty() ? sigv4::s3_target(endpoint_, style_, config_.bucket, "")
+                                            : object_target(call.key);
     sigv4::HttpRequest to_sign{call.method, target, call.query, call.headers, call.payload_sha256};
     sigv4::AuthHeaders signed_headers = signer().sign_headers(to_sign, static_cast<int64_t>(std::time(nullptr)));
     http::Request request;
@@ -298,55 +316,118 @@ ObjectMeta S3Store::put_multipart(const PutRequest &request, const std::string &
         size_t size;
         std::string md5_base64, sha256_hex, etag;
     };
-    try {
-        std::vector<Part> parts;
-        crypto::Digest whole(crypto::Digest::Algorithm::Sha256);
-        size_t part_size = static_cast<size_t>(config_.part_size);
-        for (size_t offset = 0, number = 1; offset < request.size; offset += part_size, ++number) {
-            size_t n = std::min(part_size, request.size - offset);
-            std::string_view piece(request.data + offset, n);
-            whole.update(piece.data(), n);
-            parts.push_back({static_cast<int>(number), piece.data(), n, crypto::base64(crypto::md5(piece)),
-                             crypto::hex(crypto::sha256(piece)), ""});
-        }
-        // Upload in rounds: all pending parts in parallel; the ones that
-        // failed in a retryable way go again after a backoff.
-        std::vector<Part *> pending;
-        for (auto &p : parts) pending.push_back(&p);
-        for (int round = 0; !pending.empty(); ++round) {
-            std::vector<http::Request> requests;
-            for (Part *p : pending) {
+    std::vector<Part> parts;
+    size_t part_size = static_cast<size_t>(config_.part_size);
+    for (size_t offset = 0, number = 1; offset < request.size; offset += part_size, ++number)
+        parts.push_back({static_cast<int>(number), request.data + offset, std::min(part_size, request.size - offset),
+                         "", "", ""});
+
+    // Two helper threads hash while the parts travel: one the parts (in
+    // order, each published as it is done), one the whole object for the
+    // checksum. The transfer loop sends a part as soon as its hashes are in.
+    std::atomic<size_t> parts_hashed{0};
+    std::atomic<bool> stop{false}, hashing_failed{false};
+    std::exception_ptr hash_failure;
+    std::mutex hash_failure_mutex;
+    std::string whole_sha256;
+    auto guarded = [&](auto work) {
+        return [&, work] {
+            try {
+                work();
+            } catch (...) {
+                std::lock_guard<std::mutex> lock(hash_failure_mutex);
+                if (!hash_failure) hash_failure = std::current_exception();
+                hashing_failed.store(true, std::memory_order_release);
+            }
+        };
+    };
+    {
+        QuietThread part_hasher(guarded([&] {
+            for (size_t i = 0; i < parts.size() && !stop.load(std::memory_order_relaxed); ++i) {
+                std::string_view piece(parts[i].data, parts[i].size);
+                parts[i].md5_base64 = crypto::base64(crypto::md5(piece));
+                parts[i].sha256_hex = crypto::hex(crypto::sha256(piece));
+                parts_hashed.store(i + 1, std::memory_order_release);
+            }
+        }));
+        QuietThread whole_hasher(guarded([&] {
+            crypto::Digest whole(crypto::Digest::Algorithm::Sha256);
+            for (size_t offset = 0; offset < request.size && !stop.load(std::memory_order_relaxed);
+                 offset += 1 << 20)
+                whole.update(request.data + offset, std::min<size_t>(1 << 20, request.size - offset));
+            whole_sha256 = crypto::hex(whole.finish());
+        }));
+        // Stops the hashers early on any failure below; they are joined
+        // before anything they touch goes away.
+        struct StopOnExit {
+            std::atomic<bool> &stop;
+            ~StopOnExit() { stop.store(true); }
+        } stop_on_exit{stop};
+
+        try {
+            auto part_request = [&](Part &p) {
                 Call call;
                 call.method = "PUT";
                 call.key = full_key;
-                call.query = {{"partNumber", std::to_string(p->number)}, {"uploadId", upload_id}};
-                call.headers = {{"Content-MD5", p->md5_base64}};
-                call.body = p->data;
-                call.body_size = p->size;
-                call.payload_sha256 = p->sha256_hex;
-                requests.push_back(build(call));
-            }
-            std::vector<http::Outcome> outcomes = client_.perform(requests, config_.max_concurrency);
-            std::vector<Part *> again;
-            for (size_t i = 0; i < pending.size(); ++i) {
-                const http::Outcome &o = outcomes[i];
-                if (o.transport_ok && o.response.status == 200) {
-                    pending[i]->etag = strip_quotes(o.response.header("etag"));
-                    continue;
+                call.query = {{"partNumber", std::to_string(p.number)}, {"uploadId", upload_id}};
+                call.headers = {{"Content-MD5", p.md5_base64}};
+                call.body = p.data;
+                call.body_size = p.size;
+                call.payload_sha256 = p.sha256_hex;
+                return build(call);
+            };
+            // Upload in rounds: all pending parts in parallel; the ones that
+            // failed in a retryable way go again after a backoff.
+            std::vector<Part *> pending;
+            for (auto &p : parts) pending.push_back(&p);
+            for (int round = 0; !pending.empty(); ++round) {
+                std::vector<http::Outcome> outcomes =
+                    client_.perform_as_ready(pending.size(), config_.max_concurrency, [&](size_t i, http::Request &slot) {
+                        if (hashing_failed.load(std::memory_order_acquire)) {
+                            std::lock_guard<std::mutex> lock(hash_failure_mutex);
+                            std::rethrow_exception(hash_failure);
+                        }
+                        if (parts_hashed.load(std::memory_order_acquire) < static_cast<size_t>(pending[i]->number))
+                            return false;
+                        slot = part_request(*pending[i]);
+                        return true;
+                    });
+                std::vector<Part *> again;
+                for (size_t i = 0; i < pending.size(); ++i) {
+                    const http::Outcome &o = outcomes[i];
+                    if (o.transport_ok && o.response.status == 200) {
+                        pending[i]->etag = strip_quotes(o.response.header("etag"));
+                        continue;
+                    }
+                    bool retryable = o.transport_ok ? retryable_status(o.response.status) : o.retryable;
+                    if (!retryable || round >= config_.max_retries) {
+                        if (!o.transport_ok)
+                            throw Error(ErrorKind::Io, "could not reach the S3 endpoint " + endpoint_.authority +
+                                                           " of backend " + quoted(backend_key_) + ": " +
+                                                           remote_text(o.error));
+                        fail(o.response, "write part " + std::to_string(pending[i]->number) + " of", request.key);
+                    }
+                    again.push_back(pending[i]);
                 }
-                bool retryable = o.transport_ok ? retryable_status(o.response.status) : o.retryable;
-                if (!retryable || round >= config_.max_retries) {
-                    if (!o.transport_ok)
-                        throw Error(ErrorKind::Io, "could not reach the S3 endpoint " + endpoint_.authority +
-                                                       " of backend " + quoted(backend_key_) + ": " + remote_text(o.error));
-                    fail(o.response, "write part " + std::to_string(pending[i]->number) + " of", request.key);
-                }
-                again.push_back(pending[i]);
+                pending = std::move(again);
+                if (!pending.empty()) backoff(round);
             }
-            pending = std::move(again);
-            if (!pending.empty()) backoff(round);
+        } catch (...) {
+            stop.store(true);
+            part_hasher.join();
+            whole_hasher.join();
+            abort_multipart(full_key, upload_id);
+            throw;
         }
+        part_hasher.join();
+        whole_hasher.join();
+        if (hashing_failed.load()) {
+            abort_multipart(full_key, upload_id);
+            std::rethrow_exception(hash_failure);
+        }
+    }
 
+    try {
         std::string body = "<CompleteMultipartUpload>";
         for (const auto &p : parts)
             body += "<Part><PartNumber>" + std::to_string(p.number) + "</PartNumber><ETag>\"" +
@@ -372,7 +453,7 @@ ObjectMeta S3Store::put_multipart(const PutRequest &request, const std::string &
         meta.last_modified = parse_http_date(done.header("date")).value_or(static_cast<double>(std::time(nullptr)));
         std::string etag = s3xml::text(done.body, "ETag");
         meta.etag = strip_quotes(&etag);
-        meta.checksum = crypto::hex(whole.finish());
+        meta.checksum = whole_sha256;
         if (const auto *version = done.header("x-amz-version-id"); version && *version != "null")
             meta.version_id = *version;
         meta.metadata = request.metadata_json;
@@ -524,9 +605,9 @@ std::string S3Store::sign(const std::string &key, const SignRequest &request) {
             throw Error(ErrorKind::InvalidParameter, "download_as and download_type apply to downloads only");
         extra.emplace_back("response-content-type", *request.download_type);
     }
-    sigv4::Target target = sigv4::s3_target(endpoint_, style_, config_.bucket, full_key(key));
-    return signer().presign(request.method == HttpMethod::Put ? "PUT" : "GET", target, request.expires_in,
-                            request.now, extra);
+    signer().presign_into(url_buffer_, request.method == HttpMethod::Put ? "PUT" : "GET",
+                          object_target(full_key(key)), request.expires_in, request.now, extra);
+    return url_buffer_;
 }
 
 void S3Store::list(const std::string &prefix, const std::function<void(const ListedObject &)> &each) {

@@ -60,6 +60,13 @@ private:
     http::Client client_;
     std::unique_ptr<sigv4::Signer> signer_;
 
+    // The target of an object, built in place: only the path changes from
+    // one object to the next (signing a URL per row allocates nothing here).
+    sigv4::Target object_target_;
+    size_t object_path_base_ = 0;  // length of the path before the key
+    const sigv4::Target &object_target(const std::string &full_key);
+    std::string url_buffer_;
+
     sigv4::Signer &signer();
     http::Request build(const Call &call);
     http::Response execute(const Call &call);

@@ -45,6 +45,7 @@ struct Row {
 // Plain flags the invalidation callback may touch; everything else is
 // rebuilt by lookup_backend in a normal C++ context.
 bool cache_valid = false;
+uint64_t generation = 0;  // counts reloads
 Oid cached_table_oid = InvalidOid;
 Oid cached_schema_oid = InvalidOid;
 Oid cached_owner_oid = InvalidOid;
@@ -144,6 +145,7 @@ void reload() {
         fresh.emplace(raw[i].key, std::move(row));
     }
     rows().swap(fresh);
+    ++generation;
 }
 
 }  // namespace
@@ -197,11 +199,23 @@ static Row &lookup_row(const std::string &key) {
 
 std::shared_ptr<const BackendConfig> lookup_backend(const std::string &key) { return lookup_row(key).parsed; }
 
-std::shared_ptr<Store> lookup_store(const std::string &key) {
-    Row &row = lookup_row(key);
-    if (!row.store) row.store = make_store(*row.parsed);
-    row.store->set_default_timeouts(connect_timeout_ms, request_timeout_ms);
-    return row.store;
+std::shared_ptr<Store> lookup_store(std::string_view key) {
+    // The last store looked up, for functions called once per row: no
+    // string copy, no map search while the registry is unchanged.
+    static std::string last_key;
+    static std::shared_ptr<Store> last_store;
+    static uint64_t last_generation = 0;
+    if (!cache_valid || last_generation != generation || !last_store || key != last_key) {
+        if (!cache_valid) reload();
+        std::string owned(key);
+        Row &row = lookup_row(owned);
+        if (!row.store) row.store = make_store(*row.parsed);
+        last_key = std::move(owned);
+        last_store = row.store;
+        last_generation = generation;
+    }
+    last_store->set_default_timeouts(connect_timeout_ms, request_timeout_ms);
+    return last_store;
 }
 
 std::vector<std::shared_ptr<Store>> all_stores() {

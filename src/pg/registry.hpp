@@ -7,6 +7,7 @@
 
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/backend_config.hpp"
@@ -24,7 +25,7 @@ void registry_init();
 std::shared_ptr<const BackendConfig> lookup_backend(const std::string &key);
 
 // The Store of a backend, built once per session from its configuration.
-std::shared_ptr<Store> lookup_store(const std::string &key);
+std::shared_ptr<Store> lookup_store(std::string_view key);
 
 // Every registered backend's Store (for so_verify_url). C++ side.
 std::vector<std::shared_ptr<Store>> all_stores();
