@@ -1,9 +1,13 @@
 #include "core/crypto.hpp"
 
+// The low-level SHA256_* functions: see the comment on Sha256 in crypto.hpp.
+#define OPENSSL_SUPPRESS_DEPRECATED
+
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
+#include <openssl/sha.h>
 
 #include "core/error.hpp"
 
@@ -86,30 +90,30 @@ namespace {
 
 }  // namespace
 
-Sha256::Sha256() : ctx_(EVP_MD_CTX_new()) {
-    if (!ctx_) throw std::bad_alloc();
-}
+struct Sha256::State {
+    SHA256_CTX ctx;
+};
 
-Sha256::~Sha256() { EVP_MD_CTX_free(static_cast<EVP_MD_CTX *>(ctx_)); }
+Sha256::Sha256() : state_(new State()) {}
+
+Sha256::~Sha256() {
+    OPENSSL_cleanse(state_, sizeof *state_);  // may hold a key's padded block
+    delete state_;
+}
 
 void Sha256::start() {
-    if (EVP_DigestInit_ex2(static_cast<EVP_MD_CTX *>(ctx_), sha256_md(), nullptr) != 1) hash_failure();
+    if (SHA256_Init(&state_->ctx) != 1) hash_failure();
 }
 
-void Sha256::start_from(const Sha256 &saved) {
-    if (EVP_MD_CTX_copy_ex(static_cast<EVP_MD_CTX *>(ctx_), static_cast<EVP_MD_CTX *>(saved.ctx_)) != 1)
-        hash_failure();
-}
+void Sha256::start_from(const Sha256 &saved) { *state_ = *saved.state_; }
 
 void Sha256::update(const void *data, size_t size) {
-    if (EVP_DigestUpdate(static_cast<EVP_MD_CTX *>(ctx_), data, size) != 1) hash_failure();
+    if (SHA256_Update(&state_->ctx, data, size) != 1) hash_failure();
 }
 
 Sha256Digest Sha256::finish() {
     Sha256Digest out;
-    unsigned int size = 0;
-    if (EVP_DigestFinal_ex(static_cast<EVP_MD_CTX *>(ctx_), out.data(), &size) != 1 || size != out.size())
-        hash_failure();
+    if (SHA256_Final(out.data(), &state_->ctx) != 1) hash_failure();
     return out;
 }
 

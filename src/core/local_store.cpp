@@ -378,12 +378,12 @@ size_t LocalStore::fetch(const std::string &key, const std::string &handle, uint
     return done;
 }
 
-std::string LocalStore::sign(const std::string &key, const SignRequest &request) {
+void LocalStore::sign(std::string_view key, const SignRequest &request, std::string &url) {
     if (request.download_as || request.download_type)
         throw Error(ErrorKind::NotSupported, "storage backend " + quoted(backend_key_) +
                                                  " cannot override the download's name or type: the web server in "
                                                  "front of it decides");
-    return signer_.sign(key, request.method, request.now + request.expires_in);
+    url = signer_.sign(std::string(key), request.method, request.now + request.expires_in);
 }
 
 namespace {

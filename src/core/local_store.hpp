@@ -31,7 +31,7 @@ public:
     std::optional<ObjectMeta> stat(const std::string &key) override;
     size_t fetch(const std::string &key, const std::string &handle, uint64_t offset, std::optional<uint64_t> length,
                  const std::function<char *(uint64_t)> &allocate) override;
-    std::string sign(const std::string &key, const SignRequest &request) override;
+    void sign(std::string_view key, const SignRequest &request, std::string &url) override;
     void list(const std::string &prefix, const std::function<void(const ListedObject &)> &each) override;
 
     const LocalSigner &signer() const { return signer_; }

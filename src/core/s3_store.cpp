@@ -131,7 +131,7 @@ void S3Store::set_default_timeouts(long connect_ms, long request_ms) {
 
 S3Store::~S3Store() = default;
 
-const sigv4::Target &S3Store::object_target(const std::string &full_key) {
+const sigv4::Target &S3Store::object_target(std::string_view prefix, std::string_view key) {
     if (object_target_.base_url.empty()) {
         // The bucket's own target gives base URL, host and the path before
         // the key: "/bucket" (path-style) or "" (virtual-hosted).
@@ -141,9 +141,12 @@ const sigv4::Target &S3Store::object_target(const std::string &full_key) {
         object_path_base_ = object_target_.path.size();
     }
     object_target_.path.resize(object_path_base_);
-    sigv4::append_uri_encoded(object_target_.path, full_key, true);
+    sigv4::append_uri_encoded(object_target_.path, prefix, true);
+    sigv4::append_uri_encoded(object_target_.path, key, true);
     return object_target_;
 }
+
+const sigv4::Target &S3Store::object_target(std::string_view key_in_bucket) { return object_target("", key_in_bucket); }
 
 sigv4::Signer &S3Store::signer() {
     if (signer_) return *signer_;
@@ -591,7 +594,7 @@ size_t S3Store::fetch(const std::string &key, const std::string &handle, uint64_
     return static_cast<size_t>(response.body_written);
 }
 
-std::string S3Store::sign(const std::string &key, const SignRequest &request) {
+void S3Store::sign(std::string_view key, const SignRequest &request, std::string &url) {
     if (request.expires_in > sigv4::kMaxPresignExpiry)
         throw Error(ErrorKind::InvalidParameter, "S3 presigned URLs expire after at most 7 days (604800 seconds)");
     sigv4::Params extra;
@@ -605,9 +608,8 @@ std::string S3Store::sign(const std::string &key, const SignRequest &request) {
             throw Error(ErrorKind::InvalidParameter, "download_as and download_type apply to downloads only");
         extra.emplace_back("response-content-type", *request.download_type);
     }
-    signer().presign_into(url_buffer_, request.method == HttpMethod::Put ? "PUT" : "GET",
-                          object_target(full_key(key)), request.expires_in, request.now, extra);
-    return url_buffer_;
+    signer().presign_into(url, request.method == HttpMethod::Put ? "PUT" : "GET", object_target(config_.prefix, key),
+                          request.expires_in, request.now, extra);
 }
 
 void S3Store::list(const std::string &prefix, const std::function<void(const ListedObject &)> &each) {

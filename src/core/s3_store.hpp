@@ -36,7 +36,7 @@ public:
     std::optional<ObjectMeta> stat(const std::string &key) override;
     size_t fetch(const std::string &key, const std::string &handle, uint64_t offset, std::optional<uint64_t> length,
                  const std::function<char *(uint64_t)> &allocate) override;
-    std::string sign(const std::string &key, const SignRequest &request) override;
+    void sign(std::string_view key, const SignRequest &request, std::string &url) override;
     void set_default_timeouts(long connect_ms, long request_ms) override;
 
     // Page by page through ListObjectsV2; keys relative to the backend's prefix.
@@ -64,8 +64,8 @@ private:
     // one object to the next (signing a URL per row allocates nothing here).
     sigv4::Target object_target_;
     size_t object_path_base_ = 0;  // length of the path before the key
-    const sigv4::Target &object_target(const std::string &full_key);
-    std::string url_buffer_;
+    const sigv4::Target &object_target(std::string_view key_in_bucket);
+    const sigv4::Target &object_target(std::string_view prefix, std::string_view key);
 
     sigv4::Signer &signer();
     http::Request build(const Call &call);

@@ -95,9 +95,10 @@ public:
     // with ".so-").
     virtual void list(const std::string &prefix, const std::function<void(const ListedObject &)> &each) = 0;
 
-    // A URL that lets its holder GET (or PUT) the object for expires_in
-    // seconds from now (seconds since the epoch). No I/O.
-    virtual std::string sign(const std::string &key, const SignRequest &request) = 0;
+    // Writes to url (replacing its content, reusing its buffer) a URL that
+    // lets its holder GET (or PUT) the object for expires_in seconds from
+    // now (seconds since the epoch). No I/O.
+    virtual void sign(std::string_view key, const SignRequest &request, std::string &url) = 0;
 
 protected:
     explicit Store(std::string backend_key) : backend_key_(std::move(backend_key)) {}
