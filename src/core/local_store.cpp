@@ -174,7 +174,8 @@ UniqueFd LocalStore::open_file(const std::string &key, const std::string &handle
 
 // Writes request's content to a new file dir/name: temp file, fsync,
 // no-replace rename. Returns the object's metadata.
-ObjectMeta LocalStore::write_new_file(int dir, const std::string &name, const PutRequest &request) const {
+ObjectMeta LocalStore::write_new_file(int dir, const std::string &name, const PutRequest &request,
+                                      ByteSource &source) const {
     std::string temp = std::string(kReservedPrefix) + "tmp-" + unique_suffix();
     UniqueFd fd(::openat(dir, temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
     if (!fd) fail("create a file for", request.key, errno);
@@ -182,12 +183,11 @@ ObjectMeta LocalStore::write_new_file(int dir, const std::string &name, const Pu
     crypto::Digest md5(crypto::Digest::Algorithm::Md5), sha256(crypto::Digest::Algorithm::Sha256);
     struct stat st;
     try {
-        // Hash each chunk as it is written: the content is read from memory once.
-        for (size_t offset = 0; offset < request.size; offset += kChunk) {
-            size_t n = std::min(kChunk, request.size - offset);
-            md5.update(request.data + offset, n);
-            sha256.update(request.data + offset, n);
-            write_all(fd.get(), request.data + offset, n);
+        // Hash each piece as it is written: the content is read once.
+        for (std::string_view piece = source.next(kChunk); !piece.empty(); piece = source.next(kChunk)) {
+            md5.update(piece.data(), piece.size());
+            sha256.update(piece.data(), piece.size());
+            write_all(fd.get(), piece.data(), piece.size());
         }
         if (::fsync(fd.get()) != 0) throw SystemError{errno};
         if (::fstat(fd.get(), &st) != 0) throw SystemError{errno};
@@ -218,7 +218,7 @@ ObjectMeta LocalStore::write_new_file(int dir, const std::string &name, const Pu
     meta.backend = backend_key_;
     meta.filename = request.key;
     meta.content_type = request.content_type;
-    meta.size = static_cast<int64_t>(request.size);
+    meta.size = static_cast<int64_t>(st.st_size);
     meta.last_modified = mtime_seconds(st);
     meta.etag = crypto::hex(md5.finish());
     meta.checksum = crypto::hex(sha256.finish());
@@ -229,14 +229,54 @@ ObjectMeta LocalStore::write_new_file(int dir, const std::string &name, const Pu
 ObjectMeta LocalStore::create(const PutRequest &request) {
     std::string name;
     UniqueFd dir = open_parent(request.key, true, &name);
-    return write_new_file(dir.get(), name, request);
+    MemorySource source(request.data, request.size);
+    return write_new_file(dir.get(), name, request, source);
+}
+
+ObjectMeta LocalStore::create_from(const PutRequest &request, ByteSource &source) {
+    std::string name;
+    UniqueFd dir = open_parent(request.key, true, &name);
+    return write_new_file(dir.get(), name, request, source);
+}
+
+namespace {
+
+// A file read in pieces through one buffer.
+class FileSource final : public ByteSource {
+public:
+    FileSource(UniqueFd fd, uint64_t size) : fd_(std::move(fd)), size_(size) {}
+    uint64_t size() const override { return size_; }
+    std::string_view next(size_t max) override {
+        buffer_.resize(std::min<size_t>(max, kChunk * 8));
+        for (;;) {
+            throw_if_interrupted();
+            ssize_t n = ::read(fd_.get(), buffer_.data(), buffer_.size());
+            if (n >= 0) return std::string_view(buffer_.data(), static_cast<size_t>(n));
+            if (errno != EINTR) throw Error(ErrorKind::Io, std::string("could not read a stored object: ") + std::strerror(errno));
+        }
+    }
+
+private:
+    UniqueFd fd_;
+    uint64_t size_;
+    std::string buffer_;
+};
+
+}  // namespace
+
+std::unique_ptr<ByteSource> LocalStore::open_reader(const std::string &key, const std::string &handle) {
+    UniqueFd fd = open_file(key, handle);
+    struct stat st;
+    if (::fstat(fd.get(), &st) != 0) fail("read", key, errno);
+    return std::make_unique<FileSource>(std::move(fd), static_cast<uint64_t>(st.st_size));
 }
 
 ObjectMeta LocalStore::stage(const PutRequest &request, const std::string &tag, std::string *handle) {
     std::string name;
     UniqueFd dir = open_parent(request.key, true, &name);
     *handle = std::string(kReservedPrefix) + "new-" + tag + "-" + unique_suffix();
-    return write_new_file(dir.get(), *handle, request);
+    MemorySource source(request.data, request.size);
+    return write_new_file(dir.get(), *handle, request, source);
 }
 
 Backup LocalStore::promote(const std::string &key, const std::string &handle, const std::string &tag) {

@@ -21,6 +21,8 @@ public:
 
     void validate_key(std::string_view key, bool allow_reserved = false) const override;
     ObjectMeta create(const PutRequest &request) override;
+    ObjectMeta create_from(const PutRequest &request, ByteSource &source) override;
+    std::unique_ptr<ByteSource> open_reader(const std::string &key, const std::string &handle) override;
     ObjectMeta stage(const PutRequest &request, const std::string &tag, std::string *handle) override;
     Backup promote(const std::string &key, const std::string &handle, const std::string &tag) override;
     void discard(const std::string &key, const std::string &handle) override;
@@ -51,7 +53,7 @@ private:
     // invalid fd when a directory is missing.
     UniqueFd open_parent(const std::string &key, bool create, std::string *name) const;
     UniqueFd open_file(const std::string &key, const std::string &handle) const;
-    ObjectMeta write_new_file(int dir, const std::string &name, const PutRequest &request) const;
+    ObjectMeta write_new_file(int dir, const std::string &name, const PutRequest &request, ByteSource &source) const;
     [[noreturn]] void fail(const std::string &what, const std::string &key, int err) const;
 };
 

@@ -304,14 +304,7 @@ void S3Store::abort_multipart(const std::string &full_key, const std::string &up
 }
 
 ObjectMeta S3Store::put_multipart(const PutRequest &request, const std::string &full_key, bool create_only) {
-    Call create;
-    create.method = "POST";
-    create.key = full_key;
-    create.query = {{"uploads", ""}};
-    create.headers = object_headers(request);
-    http::Response created = execute(create);
-    std::string upload_id = s3xml::text(created.body, "UploadId");
-    if (created.status != 200 || upload_id.empty()) fail(created, "start writing", request.key);
+    std::string upload_id = start_multipart(request, full_key);
 
     struct Part {
         int number;
@@ -430,11 +423,31 @@ ObjectMeta S3Store::put_multipart(const PutRequest &request, const std::string &
         }
     }
 
+    std::vector<std::string> etags;
+    for (const auto &p : parts) etags.push_back(p.etag);
+    return finish_multipart(request, full_key, upload_id, etags, create_only, request.size, whole_sha256);
+}
+
+std::string S3Store::start_multipart(const PutRequest &request, const std::string &full_key) {
+    Call create;
+    create.method = "POST";
+    create.key = full_key;
+    create.query = {{"uploads", ""}};
+    create.headers = object_headers(request);
+    http::Response created = execute(create);
+    std::string upload_id = s3xml::text(created.body, "UploadId");
+    if (created.status != 200 || upload_id.empty()) fail(created, "start writing", request.key);
+    return upload_id;
+}
+
+ObjectMeta S3Store::finish_multipart(const PutRequest &request, const std::string &full_key,
+                                     const std::string &upload_id, const std::vector<std::string> &part_etags,
+                                     bool create_only, uint64_t size, std::string checksum) {
     try {
         std::string body = "<CompleteMultipartUpload>";
-        for (const auto &p : parts)
-            body += "<Part><PartNumber>" + std::to_string(p.number) + "</PartNumber><ETag>\"" +
-                    s3xml::escape(p.etag) + "\"</ETag></Part>";
+        for (size_t i = 0; i < part_etags.size(); ++i)
+            body += "<Part><PartNumber>" + std::to_string(i + 1) + "</PartNumber><ETag>\"" +
+                    s3xml::escape(part_etags[i]) + "\"</ETag></Part>";
         body += "</CompleteMultipartUpload>";
         Call complete;
         complete.method = "POST";
@@ -452,11 +465,11 @@ ObjectMeta S3Store::put_multipart(const PutRequest &request, const std::string &
         meta.backend = backend_key_;
         meta.filename = request.key;
         meta.content_type = request.content_type;
-        meta.size = static_cast<int64_t>(request.size);
+        meta.size = static_cast<int64_t>(size);
         meta.last_modified = parse_http_date(done.header("date")).value_or(static_cast<double>(std::time(nullptr)));
         std::string etag = s3xml::text(done.body, "ETag");
         meta.etag = strip_quotes(&etag);
-        meta.checksum = whole_sha256;
+        meta.checksum = std::move(checksum);
         if (const auto *version = done.header("x-amz-version-id"); version && *version != "null")
             meta.version_id = *version;
         meta.metadata = request.metadata_json;
@@ -465,6 +478,91 @@ ObjectMeta S3Store::put_multipart(const PutRequest &request, const std::string &
         abort_multipart(full_key, upload_id);
         throw;
     }
+}
+
+ObjectMeta S3Store::create_from(const PutRequest &request, ByteSource &source) {
+    const uint64_t size = source.size();
+    const size_t part_size = static_cast<size_t>(config_.part_size);
+    // Gathers up to n bytes of the source into buffer.
+    auto fill = [&source](std::string &buffer, size_t n) {
+        buffer.clear();
+        while (buffer.size() < n) {
+            std::string_view piece = source.next(n - buffer.size());
+            if (piece.empty()) break;
+            buffer.append(piece);
+        }
+    };
+    std::string buffer;
+    if (size <= part_size) {
+        fill(buffer, static_cast<size_t>(size));
+        PutRequest whole = request;
+        whole.data = buffer.data();
+        whole.size = buffer.size();
+        return put_single(whole, full_key(request.key), true);
+    }
+    // One part at a time through one buffer: memory stays at part_size
+    // whatever the object's size.
+    std::string upload_id = start_multipart(request, full_key(request.key));
+    std::vector<std::string> etags;
+    crypto::Digest whole(crypto::Digest::Algorithm::Sha256);
+    uint64_t sent = 0;
+    try {
+        for (int number = 1;; ++number) {
+            fill(buffer, part_size);
+            if (buffer.empty()) break;
+            whole.update(buffer.data(), buffer.size());
+            Call call;
+            call.method = "PUT";
+            call.key = full_key(request.key);
+            call.query = {{"partNumber", std::to_string(number)}, {"uploadId", upload_id}};
+            call.headers = {{"Content-MD5", crypto::base64(crypto::md5(buffer))}};
+            call.body = buffer.data();
+            call.body_size = buffer.size();
+            call.payload_sha256 = crypto::hex(crypto::sha256(buffer));
+            http::Response response = execute(call);
+            if (response.status != 200) fail(response, "write part " + std::to_string(number) + " of", request.key);
+            etags.push_back(strip_quotes(response.header("etag")));
+            sent += buffer.size();
+        }
+    } catch (...) {
+        abort_multipart(full_key(request.key), upload_id);
+        throw;
+    }
+    return finish_multipart(request, full_key(request.key), upload_id, etags, true, sent, crypto::hex(whole.finish()));
+}
+
+namespace {
+
+// An S3 object read in pieces with ranged GETs, through one buffer.
+class RangedSource final : public ByteSource {
+public:
+    RangedSource(Store &store, std::string key, std::string handle, uint64_t size)
+        : store_(store), key_(std::move(key)), handle_(std::move(handle)), size_(size) {}
+    uint64_t size() const override { return size_; }
+    std::string_view next(size_t max) override {
+        if (offset_ >= size_ || max == 0) return {};
+        size_t got = store_.fetch(key_, handle_, offset_, std::min<uint64_t>(max, size_ - offset_), [&](uint64_t n) {
+            buffer_.resize(n);
+            return buffer_.data();
+        });
+        if (got == 0) throw Error(ErrorKind::Io, "stored object " + quoted(key_) + " shrank while it was read");
+        offset_ += got;
+        return std::string_view(buffer_.data(), got);
+    }
+
+private:
+    Store &store_;
+    std::string key_, handle_;
+    uint64_t size_, offset_ = 0;
+    std::string buffer_;
+};
+
+}  // namespace
+
+std::unique_ptr<ByteSource> S3Store::open_reader(const std::string &key, const std::string &handle) {
+    auto meta = stat(handle.empty() ? key : handle);
+    if (!meta) throw_not_found(backend_key_, key);
+    return std::make_unique<RangedSource>(*this, key, handle, static_cast<uint64_t>(meta->size.value_or(0)));
 }
 
 ObjectMeta S3Store::create(const PutRequest &request) {

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <memory>
+#include <vector>
 
 #include "core/backend_config.hpp"
 #include "core/http_client.hpp"
@@ -26,6 +27,8 @@ public:
 
     void validate_key(std::string_view key, bool allow_reserved = false) const override;
     ObjectMeta create(const PutRequest &request) override;
+    ObjectMeta create_from(const PutRequest &request, ByteSource &source) override;
+    std::unique_ptr<ByteSource> open_reader(const std::string &key, const std::string &handle) override;
     ObjectMeta stage(const PutRequest &request, const std::string &tag, std::string *handle) override;
     Backup promote(const std::string &key, const std::string &handle, const std::string &tag) override;
     void discard(const std::string &key, const std::string &handle) override;
@@ -73,6 +76,10 @@ private:
     ObjectMeta put_single(const PutRequest &request, const std::string &full_key, bool create_only);
     ObjectMeta put_multipart(const PutRequest &request, const std::string &full_key, bool create_only);
     void abort_multipart(const std::string &full_key, const std::string &upload_id);
+    std::string start_multipart(const PutRequest &request, const std::string &full_key);
+    ObjectMeta finish_multipart(const PutRequest &request, const std::string &full_key, const std::string &upload_id,
+                                const std::vector<std::string> &part_etags, bool create_only, uint64_t size,
+                                std::string checksum);
     sigv4::Params object_headers(const PutRequest &request) const;
     [[noreturn]] void fail(const http::Response &response, const std::string &what, const std::string &key) const;
     std::string full_key(const std::string &key) const { return config_.prefix + key; }

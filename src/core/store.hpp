@@ -7,7 +7,9 @@
 #pragma once
 
 #include <cstdint>
+#include <algorithm>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -22,6 +24,34 @@ struct PutRequest {
     size_t size = 0;
     std::string content_type;
     std::string metadata_json = "{}";
+};
+
+// The bytes of an object, read front to back in pieces, so an object can
+// move between stores without being held whole in memory.
+class ByteSource {
+public:
+    virtual ~ByteSource() = default;
+    virtual uint64_t size() const = 0;
+    // The next piece, at most max bytes, valid until the next call; empty
+    // at the end.
+    virtual std::string_view next(size_t max) = 0;
+};
+
+// Bytes already in memory: pieces are views into them, never copies.
+class MemorySource final : public ByteSource {
+public:
+    MemorySource(const char *data, size_t size) : data_(data), size_(size) {}
+    uint64_t size() const override { return size_; }
+    std::string_view next(size_t max) override {
+        size_t n = std::min(max, size_ - offset_);
+        std::string_view piece(data_ + offset_, n);
+        offset_ += n;
+        return piece;
+    }
+
+private:
+    const char *data_;
+    size_t size_, offset_ = 0;
 };
 
 // What promote() replaced, so an abort can put it back.
@@ -65,6 +95,12 @@ public:
     virtual void validate_key(std::string_view key, bool allow_reserved = false) const = 0;
 
     virtual ObjectMeta create(const PutRequest &request) = 0;
+    // create() with the content from a source (request.data is not used),
+    // holding at most a buffer (local) or one part (S3) in memory.
+    virtual ObjectMeta create_from(const PutRequest &request, ByteSource &source) = 0;
+    // The object (or the staged version named by handle), to read in
+    // pieces. NotFound if absent.
+    virtual std::unique_ptr<ByteSource> open_reader(const std::string &key, const std::string &handle) = 0;
     // tag names the writer (a transaction id) in staged and backup names,
     // so a sweeper can tell which transaction left them.
     virtual ObjectMeta stage(const PutRequest &request, const std::string &tag, std::string *handle) = 0;

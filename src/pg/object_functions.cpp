@@ -208,20 +208,14 @@ Datum so_copy(PG_FUNCTION_ARGS) {
             // Same store: the bytes never leave it.
             meta = s3_target->copy_from(*s3_source, source_key, key);
         } else {
-            // Elsewhere: through this backend's memory, once.
-            std::string content;
-            source->fetch(source_key, so::pg::staged_handle(source->backend_key(), source_key), 0, std::nullopt,
-                          [&](uint64 size) {
-                              content.resize(size);
-                              return content.data();
-                          });
+            // Elsewhere: streamed, a buffer (or one S3 part) at a time, so
+            // objects of any size move without being held whole.
+            auto reader = source->open_reader(source_key, so::pg::staged_handle(source->backend_key(), source_key));
             so::PutRequest request;
             request.key = key;
-            request.data = content.data();
-            request.size = content.size();
             request.content_type = view.has_content_type ? std::string(view.content_type) : so::guess_content_type(key);
             request.metadata_json = std::string(view.metadata);
-            meta = target->create(request);
+            meta = target->create_from(request, *reader);
         }
         meta.backend = target->backend_key();
         meta.filename = key;

@@ -238,6 +238,36 @@ class MultipartTest(s3support.SqlAssertions, unittest.TestCase):
         self.assertEqual(FX.get_bytes(self.kp + key), b"already here")
         self.assertEqual(FX.multipart_uploads(self.kp), [])
 
+    def test_copy_streams_between_local_and_s3(self):
+        # so_copy between stores reads and writes a piece at a time: a
+        # 20 MiB local file goes to S3 as a streamed multipart upload (one
+        # part in memory at a time), and back to another local directory
+        # through ranged GETs.
+        root = os.path.join(os.environ["SO_TEST_TMPDIR"], "copy-%d" % os.getpid())
+        FX.sql("SELECT so_register_backend('cp_local', %s)", ("file://" + root,))
+        FX.sql("SELECT so_register_backend('cp_back', %s)", ("file://" + root + "-back",))
+        try:
+            local = FX.value("SELECT so_put('cp_local', 'twenty.bin', data, metadata => '{\"n\": 20}')::text "
+                             "FROM blob WHERE name = 'twenty'")
+            before = FX.control.stats()
+            on_s3 = FX.value("SELECT so_copy(%s::stored_object, 'mp', 'copied/twenty.bin')::text", (local,))
+            d = delta(before, FX.control.stats())
+            self.assertEqual(d.get("op:UploadPart"), 4, d)
+            self.assertEqual(d.get("op:CompleteMultipartUpload"), 1, d)
+            self.assertEqual(hashlib.sha256(FX.get_bytes(self.kp + "copied/twenty.bin")).hexdigest(), self.sha["twenty"])
+            self.assertEqual(FX.value("SELECT so_checksum(%s::stored_object)", (on_s3,)), self.sha["twenty"])
+            self.assertEqual(FX.value("SELECT so_metadata(%s::stored_object)::text", (on_s3,)), '{"n": 20}')
+            before = FX.control.stats()
+            back = FX.value("SELECT so_copy(%s::stored_object, 'cp_back')::text", (on_s3,))
+            d = delta(before, FX.control.stats())
+            self.assertGreaterEqual(d.get("op:GetObject", 0), 2, d)  # in ranges, not one whole GET
+            self.assertEqual(FX.value("SELECT so_checksum(%s::stored_object)", (back,)), self.sha["twenty"])
+            self.assertEqual(FX.value("SELECT encode(sha256(so_get(%s::stored_object)), 'hex')", (back,)),
+                             self.sha["twenty"])
+            self.assertEqual(FX.multipart_uploads(self.kp), [])
+        finally:
+            FX.sql("SELECT so_unregister_backend(k) FROM unnest(ARRAY['cp_local', 'cp_back']) k")
+
 
 if __name__ == "__main__":
     sys.exit(s3support.main(FX, [MultipartTest]))
