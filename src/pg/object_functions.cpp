@@ -1,16 +1,15 @@
-// so_put, so_get, so_exists, so_stat, so_delete: the stored objects
-// themselves, on whichever backend the value names.
+// so_put, so_get, so_exists, so_stat, so_delete, so_copy: the stored
+// objects themselves, on whichever backend the value names.
 #include "core/crypto.hpp"
 #include "core/error.hpp"
-#include "core/json.hpp"
 #include "core/mime_types.hpp"
 #include "core/object_meta.hpp"
+#include "core/s3_store.hpp"
 #include "pg/delete_queue.hpp"
 #include "pg/guard.hpp"
 #include "pg/object_datum.hpp"
 #include "pg/registry.hpp"
 #include "pg/transaction.hpp"
-#include "core/s3_store.hpp"
 
 extern "C" {
 #include "access/xact.h"
@@ -33,11 +32,6 @@ char *optional_jsonb_text(FunctionCallInfo fcinfo, int arg) {
     Jsonb *jb = PG_GETARG_JSONB_P(arg);
     return JsonbToCString(nullptr, &jb->root, VARSIZE(jb));
 }
-
-std::string view_string(std::string_view s) { return std::string(s); }
-
-// The datum of a stored_object whose fields come from view; C++ side.
-so::ObjectMeta meta_of(const so::PackedView &view) { return so::to_object_meta(view); }
 
 bytea *read_object(so::Store &store, const std::string &key, uint64 offset, std::optional<uint64> length) {
     store.validate_key(key);
@@ -132,10 +126,10 @@ Datum so_get(PG_FUNCTION_ARGS) {
                             errmsg("offset and length must not be negative")));
     }
     return so::pg::guard([&] {
-        auto store = so::pg::lookup_store(view_string(view.backend));
+        auto store = so::pg::lookup_store(view.backend);
         std::optional<uint64> len;
         if (ranged) len = static_cast<uint64>(length);
-        return PointerGetDatum(read_object(*store, view_string(view.filename), static_cast<uint64>(offset), len));
+        return PointerGetDatum(read_object(*store, std::string(view.filename), static_cast<uint64>(offset), len));
     });
 }
 
@@ -143,8 +137,8 @@ PG_FUNCTION_INFO_V1(so_exists);
 Datum so_exists(PG_FUNCTION_ARGS) {
     so::PackedView view = so::pg::object_view(PG_GETARG_DATUM(0));
     return so::pg::guard([&] {
-        auto store = so::pg::lookup_store(view_string(view.backend));
-        std::string key = view_string(view.filename);
+        auto store = so::pg::lookup_store(view.backend);
+        std::string key = std::string(view.filename);
         store->validate_key(key);
         bool found = !so::pg::staged_handle(store->backend_key(), key).empty() || store->exists(key);
         return BoolGetDatum(found);
@@ -171,14 +165,14 @@ Datum so_delete(PG_FUNCTION_ARGS) {
     PreventCommandIfReadOnly("so_delete()");
     // Check the backend and key before queueing anything.
     so::pg::guard([&] {
-        auto store = so::pg::lookup_store(view_string(view.backend));
+        auto store = so::pg::lookup_store(view.backend);
         store->validate_key(view.filename);
         return 0;
     });
     so::pg::drop_completed_deletes();
     int64 queue_id = so::pg::queue_delete(object, get_fn_expr_argtype(fcinfo->flinfo, 0));
     so::pg::guard([&] {
-        so::pg::remember_delete(so::pg::lookup_store(view_string(view.backend)), meta_of(view), queue_id);
+        so::pg::remember_delete(so::pg::lookup_store(view.backend), so::to_object_meta(view), queue_id);
         return 0;
     });
     PG_RETURN_VOID();
