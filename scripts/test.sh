@@ -78,7 +78,11 @@ if [ -n "$summary" ]; then
     total=$(sed -E 's/.* out of ([0-9]+).*/\1/' <<<"$summary")
     bad=$(sed -E 's/.* ([0-9]+) tests failed.*/\1/' <<<"$summary")
     record gtest $((total - bad)) "$bad"
-    [ "$bad" -gt 0 ] && sed -n '/The following tests FAILED/,$p' "$work/ctest.log"
+    if [ "$bad" -gt 0 ]; then
+        # Each failed test's own output, as ctest printed it.
+        awk '/\*\*\*(Failed|Exception|Timeout)/ {show=1} /^ *[0-9]+\/[0-9]+ Test +#[0-9]+: .* +Passed/ {show=0} show' \
+            "$work/ctest.log" | head -300
+    fi
 else
     tail -30 "$work/ctest.log"
     record gtest 0 1
