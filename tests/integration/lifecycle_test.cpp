@@ -26,7 +26,18 @@ std::string object(const std::string &backend, const std::string &key) {
     return "'{\"backend\": \"" + backend + "\", \"filename\": \"" + key + "\"}'::stored_object";
 }
 
-// Waits until the server accepts connections again (after a crash restart).
+void wait_for_server();
+// Waits until the killed backend is gone, which is when the postmaster
+// starts its crash restart (a connection made before that would be cut by
+// the restart), then until the server accepts connections again.
+void wait_for_restart(int killed_pid) {
+    for (int i = 0; i < 600 && ::kill(killed_pid, 0) == 0; ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    wait_for_server();
+}
+
+// Waits until the server accepts connections again.
 void wait_for_server() {
     for (int i = 0; i < 600; ++i) {
         try {
@@ -77,6 +88,7 @@ std::string register_s3_backend(Session &admin, const std::string &key) {
 
 TEST(Lifecycle, KilledBackendLeavesAnOrphanThatGcRemoves) {
     std::string backend, key = "crash/uncommitted.bin";
+    int victim_pid = 0;
     {
         Session admin;
         backend = so_test::register_local_backend(admin);
@@ -89,9 +101,10 @@ TEST(Lifecycle, KilledBackendLeavesAnOrphanThatGcRemoves) {
         ASSERT_TRUE(fs::exists(so_test::backend_root(backend) + "/" + key));
         // kill -9 between so_put and COMMIT: the server restarts, the
         // transaction never committed, its abort callbacks never ran.
-        ASSERT_EQ(::kill(victim.backend_pid(), SIGKILL), 0);
+        victim_pid = victim.backend_pid();
+        ASSERT_EQ(::kill(victim_pid, SIGKILL), 0);
     }
-    wait_for_server();
+    wait_for_restart(victim_pid);
     Session admin;
     EXPECT_EQ(admin.value("SELECT count(*) FROM crash_rows"), "1");
     EXPECT_EQ(admin.value("SELECT string_agg(so_filename(o), ',') FROM so_orphans('" + backend + "', '', '0 seconds') o"),
