@@ -2,27 +2,11 @@
 
 #include <cstdlib>
 
+#include "core/utf8.hpp"
+
 namespace so::s3xml {
 
 namespace {
-
-void append_utf8(unsigned long cp, std::string &out) {
-    if (cp < 0x80) {
-        out += char(cp);
-    } else if (cp < 0x800) {
-        out += char(0xC0 | (cp >> 6));
-        out += char(0x80 | (cp & 0x3F));
-    } else if (cp < 0x10000) {
-        out += char(0xE0 | (cp >> 12));
-        out += char(0x80 | ((cp >> 6) & 0x3F));
-        out += char(0x80 | (cp & 0x3F));
-    } else {
-        out += char(0xF0 | (cp >> 18));
-        out += char(0x80 | ((cp >> 12) & 0x3F));
-        out += char(0x80 | ((cp >> 6) & 0x3F));
-        out += char(0x80 | (cp & 0x3F));
-    }
-}
 
 std::string decode_entities(std::string_view s) {
     std::string out;
@@ -46,7 +30,7 @@ std::string decode_entities(std::string_view s) {
         else if (!entity.empty() && entity[0] == '#') {
             std::string digits(entity.substr(1));
             bool hex = !digits.empty() && (digits[0] == 'x' || digits[0] == 'X');
-            append_utf8(std::strtoul(digits.c_str() + (hex ? 1 : 0), nullptr, hex ? 16 : 10), out);
+            append_utf8(static_cast<uint32_t>(std::strtoul(digits.c_str() + (hex ? 1 : 0), nullptr, hex ? 16 : 10)), out);
         } else {
             out += s.substr(i, semi - i + 1);
         }
