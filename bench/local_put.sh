@@ -30,34 +30,12 @@ REPEATS=${REPEATS:-3}
 SIGN_ROWS=${SIGN_ROWS:-100000}
 BENCH_PG_FSYNC=${BENCH_PG_FSYNC:-on}
 
-repo=$(cd "$(dirname "$0")/.." && pwd)
-cd "$repo"
-
-if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
-    "$repo/scripts/install-deps.sh"
-    make -s -j"$(nproc)" >/dev/null
-    make -s install >/dev/null
-fi
-
-PG_BIN=$(pg_config --bindir)
-work=$(mktemp -d "${BENCH_TMPDIR:-${TMPDIR:-/tmp}}/so_bench.XXXXXX")
-chmod 755 "$work"
-cleanup() {
-    "$repo/scripts/cluster.sh" stop "$work/cluster" >/dev/null 2>&1 || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+. "$(dirname "$0")/common.sh"
+bench_workdir so_bench
 
 # ---- machine facts ----------------------------------------------------------
 
-echo "== machine"
-echo "date:        $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
-echo "kernel:      $(uname -srm)"
-echo "nproc:       $(nproc)"
-echo "cpu:         $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
-echo "memory:      $(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)"
-echo "load:        $(cut -d' ' -f1-3 /proc/loadavg)"
+bench_machine_facts
 echo "temp dir:    $work"
 echo "file system: $(stat -f -c %T "$work") ($(df -P "$work" | awk 'NR==2 {print $1}'))"
 echo "compiler:    $(cc --version | head -1)"
