@@ -43,6 +43,10 @@ bytea *read_object(so::Store &store, const std::string &key, uint64 offset, std:
                             "stored object " + so::quoted(key) + " is too large for one bytea (" +
                                 std::to_string(count) + " bytes)",
                             {}, "Read it in parts with so_get(object, offset, length).");
+        // On S3 this runs inside libcurl's write callback. Its only call
+        // into PostgreSQL is this allocation, which cannot raise: the size
+        // is checked above and MCXT_ALLOC_NO_OOM turns failure into a C++
+        // exception, carried out of curl by the client.
         result = static_cast<bytea *>(so::pg::alloc(VARHDRSZ + count));
         return VARDATA(result);
     });

@@ -218,17 +218,23 @@ std::shared_ptr<Store> lookup_store(std::string_view key) {
     return last_store;
 }
 
-std::vector<std::shared_ptr<Store>> all_stores() {
+const std::vector<std::shared_ptr<Store>> &all_stores() {
+    // Built once per registry load: so_verify_url asks for it on every row.
+    static std::vector<std::shared_ptr<Store>> stores;
+    static uint64_t built_for = 0;
     if (!cache_valid) reload();
-    std::vector<std::string> keys;
-    for (const auto &entry : rows()) keys.push_back(entry.first);
-    std::vector<std::shared_ptr<Store>> stores;
-    for (const auto &key : keys) {
-        try {
-            stores.push_back(lookup_store(key));
-        } catch (const Error &) {
-            // A backend this build cannot use signs nothing we could verify.
+    if (built_for != generation) {
+        stores.clear();
+        for (auto &entry : rows()) {
+            try {
+                Row &row = lookup_row(entry.first);
+                if (!row.store) row.store = make_store(*row.parsed);
+                stores.push_back(row.store);
+            } catch (const Error &) {
+                // A backend that does not parse signs nothing we could verify.
+            }
         }
+        built_for = generation;
     }
     return stores;
 }

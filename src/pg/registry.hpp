@@ -27,8 +27,9 @@ std::shared_ptr<const BackendConfig> lookup_backend(const std::string &key);
 // The Store of a backend, built once per session from its configuration.
 std::shared_ptr<Store> lookup_store(std::string_view key);
 
-// Every registered backend's Store (for so_verify_url). C++ side.
-std::vector<std::shared_ptr<Store>> all_stores();
+// Every registered backend's Store (for so_verify_url), kept until the
+// registry changes. C++ side.
+const std::vector<std::shared_ptr<Store>> &all_stores();
 
 // Schema and owner of the extension's tables, valid after a lookup in
 // this transaction. C side.
