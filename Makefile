@@ -13,6 +13,16 @@ REGRESS_OUTPUT_DIR ?= build/regress
 
 PG_CONFIG ?= pg_config
 PG_CPPFLAGS = -I$(srcdir)/src
+# make SO_TEST_HOOKS=1: the build the tests install, with the fault
+# injection points they use (stored_object.test_pause_after_promote).
+# build/kind records the choice; switching drops the objects of the other.
+BUILD_KIND := $(if $(filter 1,$(SO_TEST_HOOKS)),test,release)
+ifeq ($(BUILD_KIND),test)
+PG_CPPFLAGS += -DSO_TEST_HOOKS
+endif
+ifneq ($(BUILD_KIND),$(shell cat build/kind 2>/dev/null))
+$(shell mkdir -p build && rm -f $(OBJS) $(OBJS:.o=.bc) $(MODULE_big).so && echo $(BUILD_KIND) > build/kind)
+endif
 # -MMD: rebuild objects when a header they include changes.
 PG_CXXFLAGS = -std=c++17 -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Wno-register -MMD -MP
 EXTRA_CLEAN = $(OBJS:.o=.d) build

@@ -27,7 +27,7 @@ start)
     as_postgres mkdir -p "$dir/data" "$dir/sock"
     as_postgres "$PG_BIN/initdb" -D "$dir/data" -A trust -U postgres -E UTF8 --locale=C.UTF-8 --no-sync >"$dir/initdb.log"
     as_postgres "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w \
-        -o "-p $port -k $dir/sock -c listen_addresses='' -c fsync=off -c max_prepared_transactions=5" \
+        -o "-p $port -k $dir/sock -c listen_addresses='' -c fsync=off -c max_prepared_transactions=5 -c shared_preload_libraries=stored_object" \
         start >/dev/null
     echo "$port" >"$dir/port"
     echo "$port"

@@ -36,7 +36,7 @@ fail_setup() {
 }
 
 echo "== build"
-make -s -j2 >"$work/build.log" 2>&1 && make -s install >>"$work/build.log" 2>&1 \
+make -s -j2 SO_TEST_HOOKS=1 >"$work/build.log" 2>&1 && make -s SO_TEST_HOOKS=1 install >>"$work/build.log" 2>&1 \
     || { cat "$work/build.log"; fail_setup build; }
 cmake -S . -B build/cmake -DCMAKE_BUILD_TYPE=RelWithDebInfo >"$work/cmake.log" 2>&1 \
     && cmake --build build/cmake -j2 >>"$work/cmake.log" 2>&1 \

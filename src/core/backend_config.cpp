@@ -1,5 +1,8 @@
 #include "core/backend_config.hpp"
 
+#include <climits>
+#include <cstdlib>
+
 #include <algorithm>
 #include <cctype>
 #include <functional>
@@ -8,6 +11,8 @@
 #include "core/crypto.hpp"
 #include "core/error.hpp"
 #include "core/json.hpp"
+#include "core/network_policy.hpp"
+#include "core/sigv4.hpp"
 #include "core/uri.hpp"
 
 namespace so {
@@ -56,6 +61,54 @@ std::string normalize_directory(const std::string &path) {
     return out;
 }
 
+// realpath of the longest existing prefix of path, with the rest appended:
+// where path leads once its symbolic links are followed.
+std::string resolved_path(const std::string &path) {
+    std::string existing = path, rest;
+    for (;;) {
+        char *real = ::realpath(existing.c_str(), nullptr);
+        if (real) {
+            std::string out(real);
+            std::free(real);
+            if (out == "/") out.clear();
+            return out + rest;
+        }
+        size_t slash = existing.rfind('/');
+        if (slash == std::string::npos || existing.size() <= 1) return path;
+        rest = existing.substr(slash) + rest;
+        existing = slash == 0 ? "/" : existing.substr(0, slash);
+    }
+}
+
+// Names at the top of a data directory that belong to PostgreSQL.
+bool postgres_owned_name(const std::string &name) {
+    static const char *const kNames[] = {"base", "global", "log", "PG_VERSION", "current_logfiles", "postgresql.conf",
+                                         "postgresql.auto.conf", "pg_hba.conf", "pg_ident.conf", "postmaster.pid",
+                                         "postmaster.opts", "backup_label", "tablespace_map", "standby.signal",
+                                         "recovery.signal"};
+    if (name.rfind("pg_", 0) == 0 || name.rfind("PG_", 0) == 0) return true;
+    for (const char *n : kNames)
+        if (name == n) return true;
+    return false;
+}
+
+// A backend that writes the data directory would let its users rewrite
+// the server's configuration (postgresql.auto.conf) or its data files.
+void check_outside_postgres_files(const std::string &root, std::string_view data_dir) {
+    if (data_dir.empty()) return;
+    std::string data = resolved_path(std::string(data_dir)), dir = resolved_path(root);
+    auto refuse = [](const std::string &why) {
+        throw Error(ErrorKind::PermissionDenied, "the directory of a local backend " + why, {},
+                    "Use a directory of its own, such as file:///srv/files or osfs://./stored_objects.");
+    };
+    if (data == dir || data.rfind(dir + "/", 0) == 0) refuse("must not be or contain the data directory");
+    if (dir.rfind(data + "/", 0) == 0) {
+        std::string first = dir.substr(data.size() + 1);
+        first = first.substr(0, first.find('/'));
+        if (postgres_owned_name(first)) refuse("must not be inside PostgreSQL's own files in the data directory");
+    }
+}
+
 void parse_local_url(const std::string &scheme, std::string_view rest, std::string_view data_dir,
                      LocalConfig &local) {
     if (rest.find_first_of("?#") != std::string_view::npos)
@@ -74,6 +127,7 @@ void parse_local_url(const std::string &scheme, std::string_view rest, std::stri
         if (path[0] != '/') path = std::string(data_dir) + "/" + path;
     }
     local.root = normalize_directory(path);
+    check_outside_postgres_files(local.root, data_dir);
 }
 
 bool valid_bucket_name(std::string_view b) {
@@ -141,8 +195,8 @@ Setter int_option(const std::string &name, int64_t min, int64_t max, std::functi
     };
 }
 
-// An http(s) URL without credentials, query or fragment; returns it without
-// a trailing slash.
+// An http(s) URL without credentials, query or fragment, with a host;
+// returns it without a trailing slash.
 std::string http_url(const std::string &name, const std::string &s, bool allow_path) {
     std::string l = lower(s);
     size_t host_start = l.rfind("https://", 0) == 0 ? 8 : l.rfind("http://", 0) == 0 ? 7 : 0;
@@ -150,8 +204,15 @@ std::string http_url(const std::string &name, const std::string &s, bool allow_p
     if (s.find_first_of("?#@ ", host_start) != std::string::npos)
         invalid("option " + quoted(name) +
                 " must not contain credentials, spaces, a query or a fragment");
+    for (unsigned char c : s)
+        if (c < 0x21 || c >= 0x7f) invalid("option " + quoted(name) + " must be printable ASCII (percent-encode the rest)");
     size_t path_start = s.find('/', host_start);
-    if (path_start == host_start) invalid("option " + quoted(name) + " has no host");
+    std::string authority = s.substr(host_start, path_start == std::string::npos ? std::string::npos : path_start - host_start);
+    try {
+        sigv4::Endpoint::parse(s.substr(0, host_start) + authority);  // host and port, checked as for endpoints
+    } catch (const Error &) {
+        invalid("option " + quoted(name) + " has no valid host");
+    }
     if (!allow_path && path_start != std::string::npos && path_start + 1 < s.size())
         invalid("option " + quoted(name) + " must not contain a path");
     std::string out = s;
@@ -173,10 +234,14 @@ OptionTable local_options(LocalConfig &c) {
                                                    invalid("option \"sign_scheme\" must be \"hmac\" or "
                                                            "\"nginx_secure_link\"");
                                            })},
-             {"signing_secret", string_option("signing_secret", [&c](const std::string &s) {
-                  if (s.size() < 16) invalid("option \"signing_secret\" must have at least 16 characters");
-                  c.signing_secret = s;
-              })}}};
+             {"signing_secret", string_option("signing_secret",
+                                              [&c](const std::string &s) {
+                                                  if (s.size() < 16)
+                                                      invalid("option \"signing_secret\" must have at least 16 characters");
+                                                  c.signing_secret = s;
+                                              })},
+             {"max_expires_in", int_option("max_expires_in", 1, int64_t(366) * 24 * 3600,
+                                           [&c](int64_t n) { c.max_expires_in = n; })}}};
 }
 
 OptionTable s3_options(S3Config &c) {
@@ -192,10 +257,17 @@ OptionTable s3_options(S3Config &c) {
              {"session_token", set_string(c.session_token, "session_token")},
              {"credentials", string_option("credentials",
                                            [&c](const std::string &s) {
-                                               if (s != "env")
-                                                   invalid("option \"credentials\" must be \"env\"");
-                                               c.credentials_from_env = true;
+                                               if (s == "env") {
+                                                   c.credential_source = CredentialSource::Environment;
+                                               } else if (s.rfind("file:", 0) == 0 && s.size() > 6 && s[5] == '/') {
+                                                   c.credential_source = CredentialSource::File;
+                                                   c.credentials_file = s.substr(5);
+                                               } else {
+                                                   invalid("option \"credentials\" must be \"env\" or "
+                                                           "\"file:/absolute/path\"");
+                                               }
                                            })},
+             {"profile", set_string(c.profile, "profile")},
              {"path_style", bool_option("path_style", [&c](bool b) { c.path_style = b; })},
              {"allow_http", bool_option("allow_http", [&c](bool b) { c.allow_http = b; })},
              {"part_size", int_option("part_size", int64_t(5) << 20, int64_t(5) << 30,
@@ -222,11 +294,13 @@ void apply_options(const OptionTable &table, const json::Value &options) {
     }
 }
 
-void check_s3_rules(const S3Config &c) {
-    if (c.credentials_from_env && (!c.access_key_id.empty() || !c.secret_access_key.empty() ||
-                                   !c.session_token.empty()))
-        invalid("option \"credentials\": \"env\" excludes access_key_id, secret_access_key and "
-                "session_token");
+void check_s3_rules(const S3Config &c, const json::Value &options) {
+    if (c.credential_source != CredentialSource::Options &&
+        (!c.access_key_id.empty() || !c.secret_access_key.empty() || !c.session_token.empty()))
+        invalid("option \"credentials\" excludes access_key_id, secret_access_key and session_token");
+    if (c.credential_source != CredentialSource::File && options.find("profile") &&
+        !options.find("profile")->is_null())
+        invalid("option \"profile\" needs \"credentials\": \"file:/path\"");
     if (c.access_key_id.empty() != c.secret_access_key.empty())
         invalid("options \"access_key_id\" and \"secret_access_key\" must be given together");
     if (!c.session_token.empty() && c.access_key_id.empty())
@@ -286,7 +360,7 @@ BackendConfig parse_backend_config(std::string_view key, std::string_view url,
         config.kind = BackendKind::S3;
         parse_s3_url(rest, config.s3);
         apply_options(s3_options(config.s3), options);
-        check_s3_rules(config.s3);
+        check_s3_rules(config.s3, options);
     } else {
         config.kind = BackendKind::Local;
         parse_local_url(scheme, rest, data_dir, config.local);
@@ -296,6 +370,19 @@ BackendConfig parse_backend_config(std::string_view key, std::string_view url,
 }
 
 bool url_grants_file_access(std::string_view url) { return lower(url.substr(0, 5)) != "s3://"; }
+
+std::string superuser_only_setting(const BackendConfig &config) {
+    if (config.kind != BackendKind::S3) return "a file system backend";
+    const S3Config &c = config.s3;
+    if (c.credential_source == CredentialSource::Environment) return "\"credentials\": \"env\"";
+    if (c.credential_source == CredentialSource::File) return "\"credentials\": \"file:...\"";
+    if (c.endpoint) {
+        std::string host = sigv4::Endpoint::parse(*c.endpoint).host;
+        host = host.substr(0, host.rfind(':') == std::string::npos || host.back() == ']' ? host.size() : host.rfind(':'));
+        if (!net::restricted_may_use_host(host)) return "an endpoint at an internal address";
+    }
+    return "";
+}
 
 const std::vector<std::string> &secret_option_names() {
     static const std::vector<std::string> names = {"secret_access_key", "session_token", "signing_secret"};

@@ -21,6 +21,13 @@ struct LocalConfig {
     std::optional<std::string> base_url;
     LocalSignScheme sign_scheme = LocalSignScheme::Hmac;
     std::string signing_secret;
+    int64_t max_expires_in = 7 * 24 * 3600;  // seconds a signed URL may live, as S3's presigned URLs
+};
+
+enum class CredentialSource {
+    Options,      // access_key_id / secret_access_key in the registry
+    Environment,  // "credentials": "env": the server's AWS_* variables
+    File,         // "credentials": "file:/path": an AWS shared-credentials file
 };
 
 struct S3Config {
@@ -28,8 +35,14 @@ struct S3Config {
     std::string prefix;  // "" or ends with '/'
     std::optional<std::string> endpoint;  // scheme://host[:port], no trailing slash
     std::string region = "us-east-1";
-    bool credentials_from_env = false;
+    CredentialSource credential_source = CredentialSource::Options;
+    std::string credentials_file;
+    std::string profile = "default";
     std::string access_key_id, secret_access_key, session_token;
+    // Registered by a role that is not a superuser: no internal network
+    // addresses (network_policy.hpp), no credentials of the server's own.
+    // Set by the glue from the backend's owner, not an option.
+    bool restricted = false;
     std::optional<bool> path_style;  // default: virtual-hosted on AWS, path-style elsewhere
     bool allow_http = false;
     int64_t part_size = 8 * 1024 * 1024;
@@ -51,7 +64,9 @@ struct BackendConfig {
 void validate_backend_key(std::string_view key);
 
 // Parses and validates one registry row. data_dir resolves the relative
-// paths of osfs:// URLs. Throws Error(InvalidParameter).
+// paths of osfs:// URLs; a local backend's directory may neither be nor
+// contain the data directory, nor lie inside PostgreSQL's own files there
+// (Error(PermissionDenied)). Throws Error(InvalidParameter) otherwise.
 BackendConfig parse_backend_config(std::string_view key, std::string_view url,
                                    std::string_view options_json, std::string_view data_dir);
 
@@ -61,6 +76,11 @@ std::string url_scheme(std::string_view url);
 // Whether a backend URL gives access to the server's own files (every
 // scheme but s3, conservatively, even when malformed).
 bool url_grants_file_access(std::string_view url);
+
+// What only a superuser may configure, named for a message, or empty: the
+// server's own credentials ("env", "file:"), or an endpoint whose literal
+// host is an internal address unless allowed (network_policy.hpp).
+std::string superuser_only_setting(const BackendConfig &config);
 
 // Options whose values are secrets: never shown, never in a message.
 const std::vector<std::string> &secret_option_names();

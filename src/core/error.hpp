@@ -4,6 +4,7 @@
 
 #include <stdexcept>
 #include <string>
+#include <string_view>
 
 namespace so {
 
@@ -39,7 +40,18 @@ private:
     std::string hint_;
 };
 
-// Quotes a value for an error message the way PostgreSQL does: "value".
-std::string quoted(const std::string &value);
+// Every piece of outside text in a message goes through these: one line,
+// bounded, valid UTF-8 whatever the input. Control characters (C0, DEL,
+// C1) and bytes that are not UTF-8 are written as \xNN or \u00NN; text
+// longer than max_bytes is cut at a character boundary and ends in "...".
+void append_message_text(std::string &out, std::string_view text, size_t max_bytes);
+std::string message_text(std::string_view text, size_t max_bytes = 300);
+// The same into a fixed buffer (NUL-terminated, cut to fit): never
+// allocates, never throws, for code that must not (transaction callbacks).
+void message_text_into(char *out, size_t capacity, std::string_view text, size_t max_bytes) noexcept;
+
+// Quotes a value for an error message the way PostgreSQL does: "value",
+// made safe by append_message_text (at most 200 bytes of it shown).
+std::string quoted(std::string_view value);
 
 }  // namespace so

@@ -1,6 +1,8 @@
 #include "core/http_client.hpp"
 
 #include <curl/curl.h>
+#include <signal.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <cctype>
@@ -13,6 +15,7 @@
 
 #include "core/error.hpp"
 #include "core/interrupts.hpp"
+#include "core/network_policy.hpp"
 
 namespace so::http {
 
@@ -41,6 +44,38 @@ bool retryable_code(CURLcode code) {
             return true;
         default:
             return false;
+    }
+}
+
+// Blocks every signal in this thread while it lives. libcurl's threaded
+// resolver starts its thread inside curl_multi_perform, and a new thread
+// inherits the mask in force: so PostgreSQL's handlers (SIGINT, SIGALRM,
+// SIGUSR1, ...) never run on a thread of libcurl's. Signals that arrive
+// meanwhile are delivered when the mask is restored, a moment later.
+class SignalsBlocked {
+public:
+    SignalsBlocked() {
+        sigset_t all;
+        sigfillset(&all);
+        pthread_sigmask(SIG_BLOCK, &all, &previous_);
+    }
+    ~SignalsBlocked() { pthread_sigmask(SIG_SETMASK, &previous_, nullptr); }
+    SignalsBlocked(const SignalsBlocked &) = delete;
+    SignalsBlocked &operator=(const SignalsBlocked &) = delete;
+
+private:
+    sigset_t previous_;
+};
+
+// An Error made inside a libcurl callback, which must not throw: kept and
+// rethrown once curl has returned.
+template <typename... Args>
+void keep_failure(std::exception_ptr &failure, Args &&...args) noexcept {
+    if (failure) return;
+    try {
+        failure = std::make_exception_ptr(Error(std::forward<Args>(args)...));
+    } catch (...) {
+        failure = std::make_exception_ptr(std::bad_alloc());
     }
 }
 
@@ -73,6 +108,7 @@ struct Client::Transfer {
     uint64_t destination_size = 0;
     std::exception_ptr failure;  // thrown by body_destination; rethrown after curl returns
     curl_slist *header_list = nullptr;
+    size_t header_bytes = 0;
     char error_buffer[CURL_ERROR_SIZE] = {};
 
     ~Transfer() { curl_slist_free_all(header_list); }
@@ -100,7 +136,17 @@ struct Client::Transfer {
         std::string_view line(buffer, size * count);
         if (line.substr(0, 5) == "HTTP/") {
             t->outcome.response.headers.clear();  // a new response (after 100 Continue)
-        } else if (size_t colon = line.find(':'); colon != std::string_view::npos) {
+            t->header_bytes = 0;
+        }
+        t->header_bytes += line.size();
+        if (t->header_bytes > kMaxHeaderBytes || t->outcome.response.headers.size() >= kMaxHeaders) {
+            keep_failure(t->failure, ErrorKind::Io,
+                         "the storage server sent more than " + std::to_string(kMaxHeaders) + " headers or " +
+                             std::to_string(kMaxHeaderBytes) + " bytes of headers");
+            return 0;  // makes curl stop
+        }
+        if (line.substr(0, 5) == "HTTP/") return size * count;
+        if (size_t colon = line.find(':'); colon != std::string_view::npos) {
             try {
                 t->outcome.response.headers.emplace_back(lowercase(std::string(line.substr(0, colon))),
                                                          trim(line.substr(colon + 1)));
@@ -119,6 +165,10 @@ struct Client::Transfer {
             curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
             bool to_destination = t->request.body_destination && status >= 200 && status < 300;
             if (!to_destination) {
+                if (t->outcome.response.body.size() + n > t->request.max_body)
+                    throw Error(ErrorKind::Io, "the storage server sent a response body larger than " +
+                                                   std::to_string(t->request.max_body) + " bytes (HTTP status " +
+                                                   std::to_string(status) + ")");
                 t->outcome.response.body.append(data, n);
                 return n;
             }
@@ -126,6 +176,10 @@ struct Client::Transfer {
                 curl_off_t length = -1;
                 curl_easy_getinfo(t->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &length);
                 if (length < 0) throw Error(ErrorKind::Io, "the storage server sent a body without a length");
+                if (static_cast<uint64_t>(length) > t->request.max_destination)
+                    throw Error(ErrorKind::Io, "the storage server announced " + std::to_string(length) +
+                                                   " bytes where at most " +
+                                                   std::to_string(t->request.max_destination) + " were asked for");
                 t->destination_size = static_cast<uint64_t>(length);
                 t->destination = t->request.body_destination(t->destination_size);
             }
@@ -135,9 +189,25 @@ struct Client::Transfer {
             t->outcome.response.body_written += n;
             return n;
         } catch (...) {
-            t->failure = std::current_exception();
+            if (!t->failure) t->failure = std::current_exception();
             return 0;  // makes curl stop with CURLE_WRITE_ERROR
         }
+    }
+
+    // Every connection of a restricted backend passes here, with the
+    // address name resolution produced.
+    static curl_socket_t open_socket(void *self, curlsocktype, curl_sockaddr *address) {
+        auto *t = static_cast<Transfer *>(self);
+        if (!net::restricted_may_connect(&address->addr)) {
+            keep_failure(t->failure, ErrorKind::PermissionDenied,
+                         "refused to connect to the internal address " + net::address_text(&address->addr) +
+                             " for a storage backend not registered by a superuser",
+                         std::string(),
+                         "A superuser may allow internal networks with the setting "
+                         "stored_object.allowed_internal_networks.");
+            return CURL_SOCKET_BAD;
+        }
+        return ::socket(address->family, address->socktype | SOCK_CLOEXEC, address->protocol);
     }
 
     CURL *easy = nullptr;
@@ -183,6 +253,10 @@ void Client::setup(void *handle, Transfer &t) {
     curl_easy_setopt(h, CURLOPT_HEADERDATA, &t);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &Transfer::write_body);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &t);
+    if (restricted_) {
+        curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, &Transfer::open_socket);
+        curl_easy_setopt(h, CURLOPT_OPENSOCKETDATA, &t);
+    }
     if (r.method == "HEAD") {
         curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
     } else if (r.method == "PUT") {
@@ -243,7 +317,10 @@ std::vector<Outcome> Client::perform_as_ready(size_t count, int max_parallel,
                 running[h] = next_index++;
             }
             int still_running = 0;
-            curl_multi_perform(multi, &still_running);
+            {
+                SignalsBlocked blocked;
+                curl_multi_perform(multi, &still_running);
+            }
             int queued = 0;
             while (CURLMsg *msg = curl_multi_info_read(multi, &queued)) {
                 if (msg->msg != CURLMSG_DONE) continue;

@@ -19,6 +19,12 @@
 
 namespace so::http {
 
+// Limits on what a server may send back, so a broken or hostile endpoint
+// cannot exhaust the database server's memory.
+constexpr size_t kDefaultMaxBody = 1 << 20;
+constexpr size_t kMaxHeaders = 200;
+constexpr size_t kMaxHeaderBytes = 64 << 10;  // all header lines of one response
+
 struct Request {
     std::string method = "GET";  // GET, HEAD, PUT, POST, DELETE
     std::string url;
@@ -29,6 +35,12 @@ struct Request {
     // Content-Length) for where to write it, so it is not copied. Without
     // it, the body is collected in Response::body.
     std::function<char *(uint64_t)> body_destination;
+    // The most bytes body_destination may be asked for (the length of a
+    // ranged read): a larger Content-Length is refused, not allocated.
+    uint64_t max_destination = UINT64_MAX;
+    // The most bytes collected in Response::body (error documents, XML
+    // answers): a longer body stops the transfer with an error.
+    size_t max_body = kDefaultMaxBody;
     // Cleanup after a failure (aborting a multipart upload) must run even
     // while a cancel is pending: such requests ignore interrupts and get a
     // short timeout instead.
@@ -79,6 +91,8 @@ public:
                                           const std::function<bool(size_t, Request &)> &next);
 
     void set_timeouts(Timeouts timeouts) { timeouts_ = timeouts; }
+    // Restricted: refuse to connect to internal addresses (network_policy.hpp).
+    void set_restricted(bool restricted) { restricted_ = restricted; }
     const Timeouts &timeouts() const { return timeouts_; }
 
     // Connections opened so far (for tests and benchmarks of reuse).
@@ -89,6 +103,7 @@ private:
     void *multi_;
     std::vector<void *> idle_handles_;
     Timeouts timeouts_;
+    bool restricted_ = false;
     long connections_opened_ = 0;
 
     void *take_handle();

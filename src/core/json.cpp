@@ -169,6 +169,7 @@ private:
     std::string number() {
         size_t start = pos_;
         if (peek() == '-') ++pos_;
+        size_t int_start = pos_;
         if (peek() == '0') {
             ++pos_;
         } else if (peek() >= '1' && peek() <= '9') {
@@ -176,18 +177,47 @@ private:
         } else {
             fail("invalid number");
         }
+        std::string_view integer = in_.substr(int_start, pos_ - int_start), fraction;
         if (peek() == '.') {
             ++pos_;
             if (!(peek() >= '0' && peek() <= '9')) fail("invalid number");
+            size_t frac_start = pos_;
             while (peek() >= '0' && peek() <= '9') ++pos_;
+            fraction = in_.substr(frac_start, pos_ - frac_start);
         }
+        int64_t exponent = 0;
         if (peek() == 'e' || peek() == 'E') {
             ++pos_;
+            bool negative = peek() == '-';
             if (peek() == '+' || peek() == '-') ++pos_;
             if (!(peek() >= '0' && peek() <= '9')) fail("invalid number");
-            while (peek() >= '0' && peek() <= '9') ++pos_;
+            while (peek() >= '0' && peek() <= '9') {
+                if (exponent < 1000000000) exponent = exponent * 10 + (peek() - '0');
+                ++pos_;
+            }
+            if (negative) exponent = -exponent;
         }
+        if (!fits_numeric(integer, fraction, exponent))
+            fail_at(start, "number out of the range PostgreSQL's numeric (and so jsonb) can hold");
         return std::string(in_.substr(start, pos_ - start));
+    }
+
+    // PostgreSQL's numeric, which jsonb stores numbers in, holds at most
+    // 131072 digits before the decimal point and 16383 after it.
+    static bool fits_numeric(std::string_view integer, std::string_view fraction, int64_t exponent) {
+        constexpr int64_t kMaxWeight = 131071, kMaxScale = 16383;
+        int64_t scale = std::max<int64_t>(0, static_cast<int64_t>(fraction.size()) - exponent);
+        if (scale > kMaxScale) return false;
+        size_t first = integer.find_first_not_of('0');
+        int64_t weight;
+        if (first != std::string_view::npos) {
+            weight = static_cast<int64_t>(integer.size() - first) - 1 + exponent;
+        } else {
+            size_t nonzero = fraction.find_first_not_of('0');
+            if (nonzero == std::string_view::npos) return true;  // zero
+            weight = -static_cast<int64_t>(nonzero) - 1 + exponent;
+        }
+        return weight <= kMaxWeight;
     }
 
     unsigned hex4() {
@@ -207,24 +237,9 @@ private:
     // Copies one UTF-8 sequence starting at pos_, rejecting malformed,
     // overlong and surrogate encodings.
     void utf8_sequence(std::string &out) {
-        auto byte = [&](size_t i) -> unsigned char {
-            return pos_ + i < in_.size() ? static_cast<unsigned char>(in_[pos_ + i]) : 0;
-        };
-        unsigned char b0 = byte(0);
-        size_t len;
-        unsigned cp;
-        if (b0 >= 0xC2 && b0 <= 0xDF) { len = 2; cp = b0 & 0x1F; }
-        else if (b0 >= 0xE0 && b0 <= 0xEF) { len = 3; cp = b0 & 0x0F; }
-        else if (b0 >= 0xF0 && b0 <= 0xF4) { len = 4; cp = b0 & 0x07; }
-        else fail("invalid UTF-8 byte sequence");
-        for (size_t i = 1; i < len; ++i) {
-            unsigned char b = byte(i);
-            if ((b & 0xC0) != 0x80) fail("invalid UTF-8 byte sequence");
-            cp = (cp << 6) | (b & 0x3F);
-        }
-        if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
-            (cp >= 0xD800 && cp <= 0xDFFF))
-            fail("invalid UTF-8 byte sequence");
+        uint32_t cp;
+        size_t len = so::utf8_sequence(in_.substr(pos_), &cp);
+        if (len == 0) fail("invalid UTF-8 byte sequence");
         out.append(in_.substr(pos_, len));
         pos_ += len;
     }

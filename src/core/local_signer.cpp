@@ -20,7 +20,9 @@ std::string decoded_path(const std::string &url) {
     return uri::decode(url.substr(slash)).value_or("");
 }
 
-std::map<std::string, std::string> query_params(std::string_view query) {
+// The query's parameters; nullopt when one appears twice (web servers and
+// frameworks disagree on which one counts, so such a URL is never valid).
+std::optional<std::map<std::string, std::string>> query_params(std::string_view query) {
     std::map<std::string, std::string> params;
     while (!query.empty()) {
         size_t amp = query.find('&');
@@ -28,7 +30,7 @@ std::map<std::string, std::string> query_params(std::string_view query) {
         size_t eq = pair.find('=');
         auto name = uri::decode(pair.substr(0, eq));
         auto value = uri::decode(eq == std::string_view::npos ? "" : pair.substr(eq + 1));
-        if (name && value) params[*name] = *value;
+        if (name && value && !params.emplace(*name, *value).second) return std::nullopt;
         if (amp == std::string_view::npos) break;
         query.remove_prefix(amp + 1);
     }
@@ -92,7 +94,9 @@ LocalSigner::Verdict LocalSigner::verify(std::string_view url, HttpMethod method
     if (question == std::string_view::npos) return Verdict::Tampered;
     auto key = uri::decode(url.substr(0, question));
     if (!key || key->empty()) return Verdict::Tampered;
-    auto params = query_params(url.substr(question + 1));
+    auto parsed = query_params(url.substr(question + 1));
+    if (!parsed) return Verdict::Tampered;
+    auto &params = *parsed;
     const std::string &expires = params["expires"];
     const std::string &given = params[scheme_ == LocalSignScheme::NginxSecureLink ? "md5" : "signature"];
     if (!all_digits(expires) || given.empty()) return Verdict::Tampered;

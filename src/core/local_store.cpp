@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <memory>
 #include <vector>
 
 #include "core/crypto.hpp"
@@ -24,6 +25,7 @@ namespace {
 // Our own files in the backend's directories start with this; keys may
 // not, so they can never collide with a temporary or staged file.
 constexpr const char *kReservedPrefix = ".so-";
+constexpr const char *kJournalDir = ".so-journal";
 constexpr size_t kChunk = 1 << 20;
 
 std::atomic<uint64_t> name_counter{0};
@@ -38,6 +40,18 @@ double mtime_seconds(const struct stat &st) {
     // what PostgreSQL timestamps keep.
     return std::round(st.st_mtim.tv_sec * 1e6 + st.st_mtim.tv_nsec / 1e3) / 1e6;
 }
+
+// Which file this is, whatever its name: device and inode.
+std::string file_identity(const struct stat &st) {
+    return std::to_string(static_cast<unsigned long long>(st.st_dev)) + ":" +
+           std::to_string(static_cast<unsigned long long>(st.st_ino));
+}
+
+// A directory stream that closes itself, also when a walk is cancelled.
+struct DirCloser {
+    void operator()(DIR *d) const { ::closedir(d); }
+};
+using UniqueDir = std::unique_ptr<DIR, DirCloser>;
 
 // A failed system call inside write_new_file, unwound to its cleanup.
 struct SystemError {
@@ -60,7 +74,10 @@ void write_all(int fd, const char *data, size_t size) {
 }  // namespace
 
 LocalStore::LocalStore(std::string backend_key, const LocalConfig &config)
-    : Store(backend_key), root_(config.root), signer_(std::move(backend_key), config) {}
+    : Store(backend_key),
+      root_(config.root),
+      max_expires_in_(config.max_expires_in),
+      signer_(std::move(backend_key), config) {}
 
 void LocalStore::fail(const std::string &what, const std::string &key, int err) const {
     if (err == ELOOP)
@@ -158,7 +175,9 @@ UniqueFd LocalStore::open_file(const std::string &key, const std::string &handle
     UniqueFd dir = open_parent(key, false, &name);
     if (!dir) throw_not_found(backend_key_, key);
     const std::string &file = handle.empty() ? name : handle;
-    UniqueFd fd(::openat(dir.get(), file.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+    // O_NONBLOCK: opening a FIFO (or a device) planted at a key must not
+    // block beyond any cancel; only regular files are objects.
+    UniqueFd fd(::openat(dir.get(), file.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
     if (!fd) {
         if (errno == ENOENT) throw_not_found(backend_key_, key);
         fail("open", key, errno);
@@ -167,7 +186,8 @@ UniqueFd LocalStore::open_file(const std::string &key, const std::string &handle
     if (::fstat(fd.get(), &st) != 0) fail("read", key, errno);
     if (!S_ISREG(st.st_mode)) {
         if (S_ISDIR(st.st_mode)) throw_not_found(backend_key_, key);
-        fail("read", key, EINVAL);
+        throw Error(ErrorKind::Io, "stored object " + quoted(key) + " in backend " + quoted(backend_key_) +
+                                       " is not a regular file");
     }
     return fd;
 }
@@ -279,15 +299,48 @@ ObjectMeta LocalStore::stage(const PutRequest &request, const std::string &tag, 
     return write_new_file(dir.get(), *handle, request, source);
 }
 
+std::string LocalStore::write_journal(const std::string &tag, const std::string &key, const std::string &backup,
+                                      const std::string &promoted) const {
+    UniqueFd root = open_root(true);
+    if (::mkdirat(root.get(), kJournalDir, 0700) != 0 && errno != EEXIST) fail("keep a journal for", key, errno);
+    UniqueFd journal(::openat(root.get(), kJournalDir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (!journal) fail("keep a journal for", key, errno);
+    std::string name = tag + "-" + unique_suffix();
+    std::string temp = ".tmp-" + name;
+    std::string content = "so-journal-1\n" + key + "\n" + backup + "\n" + promoted + "\n";
+    UniqueFd fd(::openat(journal.get(), temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+    if (!fd) fail("keep a journal for", key, errno);
+    try {
+        write_all(fd.get(), content.data(), content.size());
+        if (::fsync(fd.get()) != 0) throw SystemError{errno};
+        if (::renameat(journal.get(), temp.c_str(), journal.get(), name.c_str()) != 0) throw SystemError{errno};
+        if (::fsync(journal.get()) != 0) throw SystemError{errno};
+    } catch (const SystemError &e) {
+        ::unlinkat(journal.get(), temp.c_str(), 0);
+        fail("keep a journal for", key, e.err);
+    }
+    return name;
+}
+
+void LocalStore::remove_journal(const std::string &entry) const {
+    if (entry.empty()) return;
+    UniqueFd root = open_root(false);
+    if (!root) return;
+    UniqueFd journal(::openat(root.get(), kJournalDir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (journal) ::unlinkat(journal.get(), entry.c_str(), 0);
+}
+
 Backup LocalStore::promote(const std::string &key, const std::string &handle, const std::string &tag) {
     std::string name;
     UniqueFd dir = open_parent(key, true, &name);
     Backup backup{key, ""};
-    struct stat current;
+    struct stat current, staged;
     if (::fstatat(dir.get(), name.c_str(), &current, AT_SYMLINK_NOFOLLOW) == 0) {
         if (S_ISLNK(current.st_mode)) fail("replace", key, ELOOP);
         if (S_ISDIR(current.st_mode)) fail("replace", key, EISDIR);
     }
+    if (::fstatat(dir.get(), handle.c_str(), &staged, AT_SYMLINK_NOFOLLOW) != 0) fail("replace", key, errno);
+    backup.promoted = file_identity(staged);
     // Keep the current object under a backup name (a hard link: atomic and
     // no copy) so an abort can put it back.
     std::string backup_name = std::string(kReservedPrefix) + "old-" + tag + "-" + unique_suffix();
@@ -295,9 +348,19 @@ Backup LocalStore::promote(const std::string &key, const std::string &handle, co
         backup.handle = backup_name;
     else if (errno != ENOENT)
         fail("keep the previous version of", key, errno);
+    // Durable before the key changes: if the server crashes between here
+    // and the commit, recovery finds the entry and puts the backup back.
+    try {
+        if (::fsync(dir.get()) != 0) fail("sync the directory of", key, errno);
+        backup.journal = write_journal(tag, key, backup.handle, backup.promoted);
+    } catch (...) {
+        if (!backup.handle.empty()) ::unlinkat(dir.get(), backup.handle.c_str(), 0);
+        throw;
+    }
     if (::renameat(dir.get(), handle.c_str(), dir.get(), name.c_str()) != 0) {
         int err = errno;
         if (!backup.handle.empty()) ::unlinkat(dir.get(), backup.handle.c_str(), 0);
+        remove_journal(backup.journal);
         fail("replace", key, err);
     }
     if (::fsync(dir.get()) != 0) fail("sync the directory of", key, errno);
@@ -310,22 +373,84 @@ void LocalStore::discard(const std::string &key, const std::string &handle) {
     if (dir && ::unlinkat(dir.get(), handle.c_str(), 0) != 0 && errno != ENOENT) fail("discard the new version of", key, errno);
 }
 
-void LocalStore::restore(const Backup &backup) {
+bool LocalStore::restore(const Backup &backup) {
     std::string name;
     UniqueFd dir = open_parent(backup.key, false, &name);
     if (!dir) fail("restore", backup.key, ENOENT);
+    // Only while the key still holds what we promoted: another transaction
+    // may have replaced it and committed since.
+    struct stat current;
+    bool ours = ::fstatat(dir.get(), name.c_str(), &current, AT_SYMLINK_NOFOLLOW) == 0 &&
+                file_identity(current) == backup.promoted;
+    if (!ours) {
+        if (!backup.handle.empty()) ::unlinkat(dir.get(), backup.handle.c_str(), 0);
+        remove_journal(backup.journal);
+        return false;
+    }
     int rc = backup.handle.empty() ? ::unlinkat(dir.get(), name.c_str(), 0)
                                    : ::renameat(dir.get(), backup.handle.c_str(), dir.get(), name.c_str());
     if (rc != 0 && !(backup.handle.empty() && errno == ENOENT)) fail("restore", backup.key, errno);
     if (::fsync(dir.get()) != 0) fail("sync the directory of", backup.key, errno);
+    remove_journal(backup.journal);
+    return true;
 }
 
 void LocalStore::drop_backup(const Backup &backup) {
-    if (backup.handle.empty()) return;
-    std::string name;
-    UniqueFd dir = open_parent(backup.key, false, &name);
-    if (dir && ::unlinkat(dir.get(), backup.handle.c_str(), 0) != 0 && errno != ENOENT)
-        fail("remove the previous version of", backup.key, errno);
+    if (!backup.handle.empty()) {
+        std::string name;
+        UniqueFd dir = open_parent(backup.key, false, &name);
+        if (dir && ::unlinkat(dir.get(), backup.handle.c_str(), 0) != 0 && errno != ENOENT)
+            fail("remove the previous version of", backup.key, errno);
+    }
+    remove_journal(backup.journal);
+}
+
+int LocalStore::recover(const std::function<TransactionOutcome(const std::string &tag)> &outcome) {
+    UniqueFd root = open_root(false);
+    if (!root) return 0;
+    int fd = ::openat(root.get(), kJournalDir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) return 0;
+    UniqueFd journal(fd);
+    std::vector<std::string> entries;
+    {
+        int copy = ::dup(journal.get());
+        UniqueDir stream(copy >= 0 ? ::fdopendir(copy) : nullptr);
+        if (!stream) {
+            if (copy >= 0) ::close(copy);
+            return 0;
+        }
+        while (struct dirent *entry = ::readdir(stream.get())) {
+            std::string name = entry->d_name;
+            if (name == "." || name == "..") continue;
+            if (name.rfind(".tmp-", 0) == 0) {  // an entry never finished: its promotion never started
+                ::unlinkat(journal.get(), name.c_str(), 0);
+                continue;
+            }
+            entries.push_back(name);
+        }
+    }
+    int finished = 0;
+    for (const std::string &name : entries) {
+        throw_if_interrupted();
+        std::string tag = name.substr(0, name.find('-'));
+        TransactionOutcome how = outcome(tag);
+        if (how == TransactionOutcome::InProgress) continue;
+        // so-journal-1, key, backup, promoted
+        UniqueFd entry(::openat(journal.get(), name.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+        if (!entry) continue;
+        char buffer[4096];
+        ssize_t n = ::read(entry.get(), buffer, sizeof buffer);
+        std::vector<std::string> lines;
+        std::string all(buffer, n > 0 ? static_cast<size_t>(n) : 0);
+        for (size_t start = 0, end; (end = all.find('\n', start)) != std::string::npos; start = end + 1)
+            lines.push_back(all.substr(start, end - start));
+        if (lines.size() != 4 || lines[0] != "so-journal-1") continue;  // not ours: leave it to a human
+        Backup backup{lines[1], lines[2], true, lines[3], name};
+        if (how == TransactionOutcome::Committed) drop_backup(backup);
+        else restore(backup);
+        ++finished;
+    }
+    return finished;
 }
 
 bool LocalStore::remove(const std::string &key, const ObjectMeta *expected) {
@@ -423,6 +548,11 @@ void LocalStore::sign(std::string_view key, const SignRequest &request, std::str
         throw Error(ErrorKind::NotSupported, "storage backend " + quoted(backend_key_) +
                                                  " cannot override the download's name or type: the web server in "
                                                  "front of it decides");
+    if (request.expires_in > max_expires_in_)
+        throw Error(ErrorKind::InvalidParameter,
+                    "signed URLs of storage backend " + quoted(backend_key_) + " expire after at most " +
+                        std::to_string(max_expires_in_) + " seconds",
+                    {}, "The backend option max_expires_in sets the limit.");
     url = signer_.sign(std::string(key), request.method, request.now + request.expires_in);
 }
 
@@ -432,30 +562,32 @@ namespace {
 // symbolic link, reporting regular files whose key starts with prefix.
 void walk(int dir, const std::string &path, const std::string &prefix,
           const std::function<void(const ListedObject &)> &each) {
-    int fd = ::dup(dir);
-    DIR *stream = fd >= 0 ? ::fdopendir(fd) : nullptr;
-    if (!stream) {
-        if (fd >= 0) ::close(fd);
-        return;
-    }
     std::vector<std::string> subdirectories;
-    while (struct dirent *entry = ::readdir(stream)) {
-        throw_if_interrupted();
-        std::string name = entry->d_name;
-        if (name == "." || name == "..") continue;
-        std::string key = path.empty() ? name : path + "/" + name;
-        struct stat st;
-        if (::fstatat(dir, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) continue;  // gone meanwhile
-        if (S_ISDIR(st.st_mode)) {
-            std::string as_prefix = key + "/";
-            // Only descend where keys with the prefix can be.
-            if (as_prefix.compare(0, prefix.size(), prefix, 0, std::min(prefix.size(), as_prefix.size())) == 0)
-                subdirectories.push_back(name);
-        } else if (S_ISREG(st.st_mode) && key.compare(0, prefix.size(), prefix) == 0) {
-            each(ListedObject{key, static_cast<uint64_t>(st.st_size), mtime_seconds(st), ""});
+    {
+        int fd = ::dup(dir);
+        UniqueDir stream(fd >= 0 ? ::fdopendir(fd) : nullptr);
+        if (!stream) {
+            if (fd >= 0) ::close(fd);
+            return;
+        }
+        while (struct dirent *entry = ::readdir(stream.get())) {
+            throw_if_interrupted();
+            std::string name = entry->d_name;
+            if (name == "." || name == "..") continue;
+            if (path.empty() && name == kJournalDir) continue;  // not objects: recovery's records
+            std::string key = path.empty() ? name : path + "/" + name;
+            struct stat st;
+            if (::fstatat(dir, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) continue;  // gone meanwhile
+            if (S_ISDIR(st.st_mode)) {
+                std::string as_prefix = key + "/";
+                // Only descend where keys with the prefix can be.
+                if (as_prefix.compare(0, prefix.size(), prefix, 0, std::min(prefix.size(), as_prefix.size())) == 0)
+                    subdirectories.push_back(name);
+            } else if (S_ISREG(st.st_mode) && key.compare(0, prefix.size(), prefix) == 0) {
+                each(ListedObject{key, static_cast<uint64_t>(st.st_size), mtime_seconds(st), ""});
+            }
         }
     }
-    ::closedir(stream);
     for (const auto &name : subdirectories) {
         UniqueFd child(::openat(dir, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
         if (child) walk(child.get(), path.empty() ? name : path + "/" + name, prefix, each);

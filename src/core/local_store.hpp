@@ -19,6 +19,7 @@ class LocalStore final : public Store {
 public:
     LocalStore(std::string backend_key, const LocalConfig &config);
 
+    bool uses_network() const override { return false; }
     void validate_key(std::string_view key, bool allow_reserved = false) const override;
     ObjectMeta create(const PutRequest &request) override;
     ObjectMeta create_from(const PutRequest &request, ByteSource &source) override;
@@ -26,7 +27,7 @@ public:
     ObjectMeta stage(const PutRequest &request, const std::string &tag, std::string *handle) override;
     Backup promote(const std::string &key, const std::string &handle, const std::string &tag) override;
     void discard(const std::string &key, const std::string &handle) override;
-    void restore(const Backup &backup) override;
+    bool restore(const Backup &backup) override;
     void drop_backup(const Backup &backup) override;
     bool remove(const std::string &key, const ObjectMeta *expected) override;
     bool exists(const std::string &key) override;
@@ -35,6 +36,7 @@ public:
                  const std::function<char *(uint64_t)> &allocate) override;
     void sign(std::string_view key, const SignRequest &request, std::string &url) override;
     void list(const std::string &prefix, const std::function<void(const ListedObject &)> &each) override;
+    int recover(const std::function<TransactionOutcome(const std::string &tag)> &outcome) override;
 
     const LocalSigner &signer() const { return signer_; }
 
@@ -45,6 +47,7 @@ public:
 
 private:
     std::string root_;
+    int64_t max_expires_in_;
     LocalSigner signer_;
 
     UniqueFd open_root(bool create) const;
@@ -53,6 +56,11 @@ private:
     // invalid fd when a directory is missing.
     UniqueFd open_parent(const std::string &key, bool create, std::string *name) const;
     UniqueFd open_file(const std::string &key, const std::string &handle) const;
+    // The journal of promotions in flight: ROOT/.so-journal/TAG-... files
+    // naming key, backup and what was promoted.
+    std::string write_journal(const std::string &tag, const std::string &key, const std::string &backup,
+                              const std::string &promoted) const;
+    void remove_journal(const std::string &entry) const;
     ObjectMeta write_new_file(int dir, const std::string &name, const PutRequest &request, ByteSource &source) const;
     [[noreturn]] void fail(const std::string &what, const std::string &key, int err) const;
 };

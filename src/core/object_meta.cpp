@@ -1,7 +1,10 @@
 #include "core/object_meta.hpp"
 
+#include <cmath>
+
 #include "core/error.hpp"
 #include "core/json.hpp"
+#include "core/utf8.hpp"
 
 namespace so {
 
@@ -164,6 +167,57 @@ std::string canonical_json_object(std::string_view text, const char *what) {
         throw Error(ErrorKind::InvalidParameter,
                     std::string(what) + " must be a JSON object, not " + json::kind_name(v.kind));
     return json::write(v);
+}
+
+}  // namespace so
+
+namespace so {
+
+bool valid_media_type(std::string_view s) {
+    if (s.empty() || s.size() > 255) return false;
+    auto token_char = [](unsigned char c) {
+        return c > 0x20 && c < 0x7f && std::string_view("()<>@,;:\\\"/[]?={}").find(char(c)) == std::string_view::npos;
+    };
+    size_t slash = s.find('/');
+    if (slash == 0 || slash == std::string_view::npos) return false;
+    size_t i = 0;
+    for (; i < slash; ++i)
+        if (!token_char(static_cast<unsigned char>(s[i]))) return false;
+    for (i = slash + 1; i < s.size() && s[i] != ';'; ++i)
+        if (!token_char(static_cast<unsigned char>(s[i]))) return false;
+    if (i == slash + 1) return false;
+    // Parameters: printable ASCII and spaces, never CR or LF.
+    for (; i < s.size(); ++i) {
+        unsigned char c = static_cast<unsigned char>(s[i]);
+        if ((c < 0x20 && c != '\t') || c >= 0x7f) return false;
+    }
+    return true;
+}
+
+void sanitize_from_store(ObjectMeta &meta) {
+    auto check_text = [&](const std::optional<std::string> &value, const char *what) {
+        if (!value) return;
+        bool ok = value->size() <= 2048 && valid_utf8(*value);
+        for (unsigned char c : *value) ok = ok && c >= 0x20 && c != 0x7f;
+        if (!ok)
+            throw Error(ErrorKind::Io, std::string("the storage server reported an invalid ") + what +
+                                           " for stored object " + quoted(meta.filename));
+    };
+    check_text(meta.filename, "key");
+    check_text(meta.etag, "etag");
+    check_text(meta.version_id, "version id");
+    check_text(meta.checksum, "checksum");
+    if (meta.content_type && !valid_media_type(*meta.content_type)) meta.content_type.reset();
+    if (meta.size && *meta.size < 0)
+        throw Error(ErrorKind::Io, "the storage server reported a negative size for stored object " + quoted(meta.filename));
+    if (meta.last_modified && !std::isfinite(*meta.last_modified)) meta.last_modified.reset();
+    try {
+        meta.metadata = canonical_json_object(meta.metadata, "metadata");
+    } catch (const Error &) {
+        meta.metadata = "{}";
+    }
+    // The promise: what we return reads back as a stored_object.
+    parse_object_meta(format_object_meta(meta));
 }
 
 }  // namespace so

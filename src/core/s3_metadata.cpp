@@ -2,6 +2,7 @@
 
 #include "core/error.hpp"
 #include "core/json.hpp"
+#include "core/utf8.hpp"
 
 namespace so::s3meta {
 
@@ -86,11 +87,13 @@ std::string decode(const Headers &headers) {
         if (h.first.compare(0, kPrefix.size(), kPrefix) != 0) continue;
         json::Member m;
         m.key = h.first.substr(kPrefix.size());
+        if (!valid_name(m.key)) continue;  // not one we could have written
         try {
             m.value = json::parse(h.second);
         } catch (const Error &) {
             m.value.kind = json::Value::Kind::String;
-            m.value.text = h.second;
+            // Bytes that are not UTF-8 or are control characters, escaped.
+            m.value.text = valid_utf8(h.second) ? h.second : message_text(h.second, 8192);
         }
         object.members.push_back(std::move(m));
     }

@@ -8,6 +8,7 @@
 #include <ctime>
 #include <random>
 
+#include "core/aws_credentials.hpp"
 #include "core/crypto.hpp"
 #include "core/error.hpp"
 #include "core/interrupts.hpp"
@@ -22,6 +23,8 @@ namespace {
 
 constexpr const char *kStagingPrefix = ".so-staging/";
 constexpr long kMaxBackoffMs = 5000;
+// One ListObjectsV2 page: 1,000 keys of up to 1 KiB, with their XML.
+constexpr size_t kMaxListingPage = 8 << 20;
 
 std::string strip_quotes(const std::string *etag) {
     if (!etag) return "";
@@ -80,13 +83,6 @@ bool printable_ascii(const std::string &s) {
     return std::all_of(s.begin(), s.end(), [](char c) { return c >= 0x20 && c < 0x7f; });
 }
 
-// A one-line, bounded copy of text from the store, for a message.
-std::string remote_text(const std::string &s) {
-    std::string out;
-    for (char c : s.substr(0, 300)) out += (c >= 0x20 && c < 0x7f) ? c : ' ';
-    return out;
-}
-
 void backoff(int attempt) {
     static thread_local std::mt19937 rng(std::random_device{}());
     long cap = std::min<long>(kMaxBackoffMs, 100L << std::min(attempt, 10));
@@ -109,6 +105,8 @@ struct S3Store::Call {
     size_t body_size = 0;
     std::string payload_sha256 = std::string(sigv4::kEmptyPayloadSha256);
     std::function<char *(uint64_t)> destination;
+    uint64_t max_destination = UINT64_MAX;
+    size_t max_body = http::kDefaultMaxBody;
     bool ignore_interrupts = false;
 };
 
@@ -122,7 +120,9 @@ S3Store::S3Store(std::string backend_key, const S3Config &config)
                                         config.bucket.find('.') != std::string::npos)
                  ? sigv4::AddressingStyle::Path
                  : sigv4::AddressingStyle::VirtualHosted),
-      client_(http::Timeouts{config.connect_timeout_ms.value_or(10000), config.request_timeout_ms.value_or(300000)}) {}
+      client_(http::Timeouts{config.connect_timeout_ms.value_or(10000), config.request_timeout_ms.value_or(300000)}) {
+    client_.set_restricted(config.restricted);
+}
 
 void S3Store::set_default_timeouts(long connect_ms, long request_ms) {
     client_.set_timeouts({config_.connect_timeout_ms ? *config_.connect_timeout_ms : connect_ms,
@@ -151,20 +151,27 @@ const sigv4::Target &S3Store::object_target(std::string_view key_in_bucket) { re
 sigv4::Signer &S3Store::signer() {
     if (signer_) return *signer_;
     sigv4::Credentials credentials;
-    if (config_.credentials_from_env) {
-        auto env = [](const char *name) {
-            const char *v = std::getenv(name);
-            return std::string(v ? v : "");
-        };
-        credentials = {env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY"), env("AWS_SESSION_TOKEN")};
-    } else {
-        credentials = {config_.access_key_id, config_.secret_access_key, config_.session_token};
+    const char *hint = "Set the options access_key_id and secret_access_key, or \"credentials\".";
+    if (config_.credential_source != CredentialSource::Options && config_.restricted)
+        throw Error(ErrorKind::PermissionDenied,
+                    "storage backend " + quoted(backend_key_) +
+                        " may not use the database server's own credentials: it was not registered by a superuser");
+    switch (config_.credential_source) {
+        case CredentialSource::Options:
+            credentials = {config_.access_key_id, config_.secret_access_key, config_.session_token};
+            break;
+        case CredentialSource::Environment:
+            credentials = credentials_from_environment();
+            hint = "Set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the database server's environment.";
+            break;
+        case CredentialSource::File:
+            credentials = credentials_from_file(config_.credentials_file, config_.profile);
+            hint = "Set aws_access_key_id and aws_secret_access_key in the profile of the credentials file.";
+            break;
     }
     if (credentials.access_key_id.empty() || credentials.secret_access_key.empty())
         throw Error(ErrorKind::NotConfigured, "storage backend " + quoted(backend_key_) + " has no S3 credentials", {},
-                    config_.credentials_from_env
-                        ? "Set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the database server's environment."
-                        : "Set the options access_key_id and secret_access_key, or \"credentials\": \"env\".");
+                    hint);
     signer_ = std::make_unique<sigv4::Signer>(std::move(credentials), config_.region);
     return *signer_;
 }
@@ -195,6 +202,8 @@ http::Request S3Store::build(const Call &call) {
     request.body = call.body;
     request.body_size = call.body_size;
     request.body_destination = call.destination;
+    request.max_destination = call.max_destination;
+    request.max_body = call.max_body;
     request.ignore_interrupts = call.ignore_interrupts;
     return request;
 }
@@ -207,7 +216,18 @@ http::Response S3Store::execute(const Call &call) {
         // A retry gets only what is left of the request timeout.
         long left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
         request.timeout_ms = std::max(1L, left);
-        http::Outcome outcome = client_.perform(request);
+        http::Outcome outcome;
+        try {
+            outcome = client_.perform(request);
+        } catch (const Error &e) {
+            // What the transfer refused (an oversized answer, an internal
+            // address): name the endpoint and backend.
+            if (e.kind() != ErrorKind::Io && e.kind() != ErrorKind::PermissionDenied) throw;
+            throw Error(e.kind(),
+                        "S3 endpoint " + message_text(endpoint_.authority) + " of backend " + quoted(backend_key_) +
+                            ": " + e.what(),
+                        e.detail(), e.hint());
+        }
         bool may_retry = attempt < config_.max_retries && !call.ignore_interrupts &&
                          std::chrono::steady_clock::now() < deadline;
         if (!outcome.transport_ok) {
@@ -216,7 +236,7 @@ http::Response S3Store::execute(const Call &call) {
                 continue;
             }
             throw Error(ErrorKind::Io, "could not reach the S3 endpoint " + endpoint_.authority + " of backend " +
-                                           quoted(backend_key_) + ": " + remote_text(outcome.error));
+                                           quoted(backend_key_) + ": " + message_text(outcome.error));
         }
         if (retryable_status(outcome.response.status) && may_retry) {
             backoff(attempt);
@@ -235,7 +255,7 @@ void S3Store::fail(const http::Response &response, const std::string &what, cons
     if (response.status == 404 && (code.empty() || code == "NoSuchKey")) throw_not_found(backend_key_, key);
     if (response.status == 412) throw_already_exists(backend_key_, key);
     std::string reason = code.empty() ? "HTTP " + std::to_string(response.status)
-                                      : remote_text(code) + (message.empty() ? "" : ": " + remote_text(message));
+                                      : message_text(code) + (message.empty() ? "" : ": " + message_text(message));
     // Credential problems are "permission denied" whatever status S3 uses
     // for them (some are 400s).
     static const char *const kAuthCodes[] = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch",
@@ -246,7 +266,7 @@ void S3Store::fail(const http::Response &response, const std::string &what, cons
     throw Error(auth ? ErrorKind::PermissionDenied : ErrorKind::Io,
                 "S3 refused to " + what + " " + quoted(key) + " in backend " + quoted(backend_key_) + ": " + reason,
                 "HTTP status " + std::to_string(response.status) +
-                    (request_id.empty() ? "" : ", request id " + remote_text(request_id)));
+                    (request_id.empty() ? "" : ", request id " + message_text(request_id)));
 }
 
 sigv4::Params S3Store::object_headers(const PutRequest &request) const {
@@ -400,7 +420,7 @@ ObjectMeta S3Store::put_multipart(const PutRequest &request, const std::string &
                         if (!o.transport_ok)
                             throw Error(ErrorKind::Io, "could not reach the S3 endpoint " + endpoint_.authority +
                                                            " of backend " + quoted(backend_key_) + ": " +
-                                                           remote_text(o.error));
+                                                           message_text(o.error));
                         fail(o.response, "write part " + std::to_string(pending[i]->number) + " of", request.key);
                     }
                     again.push_back(pending[i]);
@@ -593,12 +613,9 @@ Backup S3Store::promote(const std::string &key, const std::string &handle, const
     copy.headers = {{"x-amz-copy-source", "/" + config_.bucket + "/" + uri::encode(full_key(handle), true)}};
     http::Response response = execute(copy);
     if (response.status != 200 || response.body.find("<Error>") != std::string::npos) fail(response, "replace", key);
-    try {
-        discard(key, handle);
-    } catch (const Error &) {
-        // The copy is done; a leftover staged object is only an orphan.
-    }
-    return Backup{key, "", false};
+    // The staged object is left for the caller to remove once the
+    // transaction has committed (drop_backup); the copy cannot be undone.
+    return Backup{key, handle, false};
 }
 
 void S3Store::discard(const std::string &key, const std::string &handle) {
@@ -610,11 +627,14 @@ void S3Store::discard(const std::string &key, const std::string &handle) {
         fail(response, "discard the new version of", key);
 }
 
-void S3Store::restore(const Backup &) {
+bool S3Store::restore(const Backup &) {
     // S3 has no undo for a copy that replaced an object: see the README.
+    return false;
 }
 
-void S3Store::drop_backup(const Backup &) {}
+void S3Store::drop_backup(const Backup &backup) {
+    if (!backup.handle.empty()) discard(backup.key, backup.handle);
+}
 
 bool S3Store::remove(const std::string &key, const ObjectMeta *expected) {
     if (expected && expected->etag) {
@@ -677,6 +697,8 @@ size_t S3Store::fetch(const std::string &key, const std::string &handle, uint64_
     if (offset > 0 || length)
         call.headers = {{"Range", "bytes=" + std::to_string(offset) + "-" +
                                       (length ? std::to_string(offset + *length - 1) : "")}};
+    // A ranged read is sized by what was asked for, never by what the server announces.
+    if (length) call.max_destination = *length;
     bool allocated = false;
     call.destination = [&](uint64_t size) {
         allocated = true;
@@ -715,6 +737,7 @@ void S3Store::list(const std::string &prefix, const std::function<void(const Lis
     for (;;) {
         Call call;
         call.query = {{"list-type", "2"}, {"prefix", config_.prefix + prefix}};
+        call.max_body = kMaxListingPage;
         if (!token.empty()) call.query.emplace_back("continuation-token", token);
         http::Response response = execute(call);
         if (response.status != 200) fail(response, "list", prefix);
@@ -737,7 +760,8 @@ void S3Store::list(const std::string &prefix, const std::function<void(const Lis
 bool S3Store::same_store(const S3Store &other) const {
     return endpoint_.authority == other.endpoint_.authority && config_.region == other.config_.region &&
            config_.access_key_id == other.config_.access_key_id &&
-           config_.credentials_from_env == other.config_.credentials_from_env;
+           config_.credential_source == other.config_.credential_source &&
+           config_.credentials_file == other.config_.credentials_file && config_.profile == other.config_.profile;
 }
 
 ObjectMeta S3Store::copy_from(const S3Store &source, const std::string &source_key, const std::string &key) {

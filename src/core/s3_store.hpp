@@ -25,6 +25,7 @@ public:
     S3Store(std::string backend_key, const S3Config &config);
     ~S3Store() override;
 
+    bool uses_network() const override { return true; }
     void validate_key(std::string_view key, bool allow_reserved = false) const override;
     ObjectMeta create(const PutRequest &request) override;
     ObjectMeta create_from(const PutRequest &request, ByteSource &source) override;
@@ -32,7 +33,7 @@ public:
     ObjectMeta stage(const PutRequest &request, const std::string &tag, std::string *handle) override;
     Backup promote(const std::string &key, const std::string &handle, const std::string &tag) override;
     void discard(const std::string &key, const std::string &handle) override;
-    void restore(const Backup &backup) override;
+    bool restore(const Backup &backup) override;
     void drop_backup(const Backup &backup) override;
     bool remove(const std::string &key, const ObjectMeta *expected) override;
     bool exists(const std::string &key) override;

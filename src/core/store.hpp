@@ -59,7 +59,12 @@ struct Backup {
     std::string key;
     std::string handle;       // empty: there was no object before
     bool restorable = true;   // false: the store cannot undo a promotion (S3)
+    std::string promoted;     // identity of what promote() put at the key (local: device and inode)
+    std::string journal;      // the entry that lets recovery finish this after a crash
 };
+
+// How a transaction that wrote to a store ended, for recovery after a crash.
+enum class TransactionOutcome { Committed, Aborted, InProgress };
 
 enum class HttpMethod { Get, Put };
 
@@ -85,6 +90,11 @@ public:
 
     const std::string &backend_key() const { return backend_key_; }
 
+    // Whether operations travel over the network (S3) rather than touch
+    // local files: such work never runs in a commit or abort callback,
+    // where locks are held and the client waits; the worker does it.
+    virtual bool uses_network() const = 0;
+
     // The session's default network timeouts, for backends whose options
     // set none. Called before each use, so a SET applies at once.
     virtual void set_default_timeouts(long connect_ms, long request_ms) {}
@@ -106,8 +116,16 @@ public:
     virtual ObjectMeta stage(const PutRequest &request, const std::string &tag, std::string *handle) = 0;
     virtual Backup promote(const std::string &key, const std::string &handle, const std::string &tag) = 0;
     virtual void discard(const std::string &key, const std::string &handle) = 0;
-    virtual void restore(const Backup &backup) = 0;
+    // Puts the previous version back, but only while the key still holds
+    // what promote() put there: a newer commit is never undone. Returns
+    // whether it restored.
+    virtual bool restore(const Backup &backup) = 0;
     virtual void drop_backup(const Backup &backup) = 0;
+    // After a crash: finishes the promotions a journal records, by how the
+    // transaction named by their tag ended (restore if it aborted, drop the
+    // backup if it committed, leave it while it runs). Returns how many it
+    // finished.
+    virtual int recover(const std::function<TransactionOutcome(const std::string &tag)> &outcome) { return 0; }
 
     // Removes the object if it is still the version described by expected
     // (size and modification time, when known). Returns false when there

@@ -1,15 +1,21 @@
 #include "pg/delete_queue.hpp"
 
-#include <vector>
+#include <random>
 
-#include "pg/extension_owner.hpp"
+#include "core/error.hpp"
+#include "core/object_meta.hpp"
+#include "pg/guard.hpp"
+#include "pg/object_datum.hpp"
+#include "pg/pinned_sql.hpp"
 #include "pg/registry.hpp"
 
 extern "C" {
+#include "access/xact.h"
+#include "access/xlog.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
-#include "utils/array.h"
+#include "utils/builtins.h"
 #include "utils/lsyscache.h"
 }
 
@@ -17,21 +23,23 @@ namespace so::pg {
 
 namespace {
 
-std::vector<int64> &completed() {
-    static std::vector<int64> ids;
-    return ids;
-}
+bool queued_here = false;
 
+// A plan of one of the statements below, kept for the session, made again
+// if the extension's schema changes.
 struct KeptPlan {
     SPIPlanPtr plan = nullptr;
-    Oid schema = InvalidOid;  // the plan names the queue in this schema
+    Oid schema = InvalidOid;
 };
 
-KeptPlan insert_plan, delete_plan;
-
+// C side, inside an SPI connection. sql_template has one %s: the schema.
 SPIPlanPtr prepared(KeptPlan &kept, const char *sql_template, int nargs, Oid *argtypes) {
     Oid schema = extension_schema_oid();
     if (kept.plan && kept.schema == schema) return kept.plan;
+    if (!OidIsValid(get_relname_relid("so_delete_queue", schema)))
+        ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                        errmsg("the installed stored_object library needs the extension's version 0.3.0"),
+                        errhint("Run ALTER EXTENSION stored_object UPDATE.")));
     if (kept.plan) SPI_freeplan(kept.plan);
     kept.plan = nullptr;
     char *sql = psprintf(sql_template, quote_identifier(get_namespace_name(schema)));
@@ -43,50 +51,152 @@ SPIPlanPtr prepared(KeptPlan &kept, const char *sql_template, int nargs, Oid *ar
     return plan;
 }
 
+KeptPlan insert_plan, select_plan, delete_plan, retry_plan, due_plan;
+
+enum class Result { Deleted, Gone, Changed, Failed };
+
+struct Attempt {
+    Result result;
+    char *error;  // Failed: the message, palloc'd
+};
+
+// Removes a queued object if it is still the version the delete was
+// recorded for. Store errors become a Failed result; PostgreSQL errors
+// (reading the registry) are raised.
+Attempt attempt_removal(const PackedView &view) {
+    return guard([&] {
+        try {
+            auto store = lookup_store(view.backend);
+            std::string key(view.filename);
+            store->validate_key(key, true);
+            ObjectMeta expected = to_object_meta(view);
+            if (store->remove(key, &expected)) return Attempt{Result::Deleted, nullptr};
+            return Attempt{store->exists(key) ? Result::Changed : Result::Gone, nullptr};
+        } catch (const Error &e) {
+            if (e.kind() == ErrorKind::Canceled) throw;
+            return Attempt{Result::Failed, copy_text_no_raise(e.what())};
+        }
+    });
+}
+
+// 10 s, 20 s, 40 s, ... up to an hour, with a quarter of jitter either way.
+double retry_delay_seconds(int attempts) {
+    static std::mt19937 rng(std::random_device{}());
+    double base = std::min(3600.0, 10.0 * static_cast<double>(1u << std::min(attempts, 9)));
+    return base * (0.75 + 0.5 * std::uniform_real_distribution<double>(0, 1)(rng));
+}
+
 }  // namespace
 
-int64 queue_delete(Datum object, Oid object_type) {
-    int64 id = 0;
+void queue_delete(Datum object) {
+    registry_ensure_loaded();
     as_extension_owner([&] {
         SPI_connect();
-        Oid argtypes[1] = {object_type};
-        SPIPlanPtr plan =
-            prepared(insert_plan, "INSERT INTO %s.so_pending_deletes (object) VALUES ($1) RETURNING id", 1, argtypes);
+        Oid argtypes[1] = {stored_object_type_oid()};
+        SPIPlanPtr plan = prepared(insert_plan, "INSERT INTO %s.so_delete_queue (object) VALUES ($1)", 1, argtypes);
         Datum values[1] = {object};
-        if (SPI_execute_plan(plan, values, nullptr, false, 1) != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
+        if (SPI_execute_plan(plan, values, nullptr, false, 0) != SPI_OK_INSERT || SPI_processed != 1)
             elog(ERROR, "could not queue the delete of a stored object");
-        bool isnull;
-        id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
         SPI_finish();
     });
-    return id;
+    queued_here = true;
 }
 
-void note_delete_completed(int64 queue_id) {
-    try {
-        completed().push_back(queue_id);
-    } catch (...) {
-        // Out of memory: so_process_pending() will find the row's object gone.
-    }
+void queue_delete(const char *backend, const char *key, const char *etag, const char *version_id) {
+    Datum object = guard([&] {
+        ObjectMeta meta;
+        meta.backend = backend;
+        meta.filename = key;
+        if (etag && *etag) meta.etag = etag;
+        if (version_id && *version_id) meta.version_id = version_id;
+        return make_object_datum(meta);
+    });
+    queue_delete(object);
 }
 
-void drop_completed_deletes() {
-    auto &ids = completed();
-    if (ids.empty()) return;
-    int n = static_cast<int>(ids.size());
-    Datum *elems = static_cast<Datum *>(palloc(sizeof(Datum) * n));
-    for (int i = 0; i < n; ++i) elems[i] = Int64GetDatum(ids[i]);
-    ArrayType *array = construct_array(elems, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE);
-    ids.clear();  // once: if this transaction aborts, so_process_pending() cleans up
+QueueCounts process_queued_deletes(int64 max_rows, bool due_only, int64 *after_id, bool *more) {
+    QueueCounts counts;
+    *more = false;
+    registry_ensure_loaded();
     as_extension_owner([&] {
         SPI_connect();
-        Oid argtypes[1] = {INT8ARRAYOID};
-        SPIPlanPtr plan = prepared(delete_plan, "DELETE FROM %s.so_pending_deletes WHERE id = ANY ($1)", 1, argtypes);
-        Datum values[1] = {PointerGetDatum(array)};
-        if (SPI_execute_plan(plan, values, nullptr, false, 0) != SPI_OK_DELETE)
-            elog(ERROR, "could not drop completed deletes from the queue");
+        Oid select_types[3] = {INT8OID, BOOLOID, INT8OID};
+        SPIPlanPtr select = prepared(select_plan,
+                                     "SELECT q.id, q.object, q.xmin, q.attempts FROM %s.so_delete_queue AS q "
+                                     "WHERE q.id OPERATOR(pg_catalog.>) $3 AND (NOT $2 OR q.next_attempt_at "
+                                     "OPERATOR(pg_catalog.<=) pg_catalog.now()) "
+                                     "ORDER BY q.id LIMIT $1 FOR UPDATE OF q SKIP LOCKED",
+                                     3, select_types);
+        Datum args[3] = {Int64GetDatum(max_rows), BoolGetDatum(due_only), Int64GetDatum(*after_id)};
+        if (SPI_execute_plan(select, args, nullptr, false, 0) != SPI_OK_SELECT)
+            elog(ERROR, "could not read the delete queue");
+        SPITupleTable *rows = SPI_tuptable;
+        uint64 count = SPI_processed;
+        *more = static_cast<int64>(count) == max_rows;
+        // Every row seen was committed; with synchronous_commit = off its
+        // commit may not be on disk yet. Make it durable before acting: a
+        // crash must never bring back a row whose file is already gone.
+        if (count > 0 && !RecoveryInProgress()) XLogFlush(GetXLogInsertRecPtr());
+        Oid delete_types[1] = {INT8OID};
+        Oid retry_types[3] = {INT8OID, TEXTOID, FLOAT8OID};
+        SPIPlanPtr drop = prepared(delete_plan, "DELETE FROM %s.so_delete_queue WHERE id OPERATOR(pg_catalog.=) $1",
+                                   1, delete_types);
+        SPIPlanPtr retry = prepared(retry_plan,
+                                    "UPDATE %s.so_delete_queue SET attempts = attempts OPERATOR(pg_catalog.+) 1, "
+                                    "last_error = $2, next_attempt_at = pg_catalog.now() OPERATOR(pg_catalog.+) "
+                                    "pg_catalog.make_interval(secs => $3) WHERE id OPERATOR(pg_catalog.=) $1",
+                                    3, retry_types);
+        for (uint64 i = 0; i < count; ++i) {
+            CHECK_FOR_INTERRUPTS();
+            bool isnull;
+            HeapTuple row = rows->vals[i];
+            Datum id = SPI_getbinval(row, rows->tupdesc, 1, &isnull);
+            Datum object = SPI_getbinval(row, rows->tupdesc, 2, &isnull);
+            TransactionId xmin = DatumGetTransactionId(SPI_getbinval(row, rows->tupdesc, 3, &isnull));
+            int attempts = DatumGetInt32(SPI_getbinval(row, rows->tupdesc, 4, &isnull));
+            *after_id = DatumGetInt64(id);
+            // Our own transaction's deletes wait for its commit.
+            if (TransactionIdIsCurrentTransactionId(xmin)) continue;
+            Attempt attempt = attempt_removal(object_view(object));
+            if (attempt.result == Result::Failed) {
+                Datum retry_args[3] = {id, CStringGetTextDatum(attempt.error ? attempt.error : "out of memory"),
+                                       Float8GetDatum(retry_delay_seconds(attempts))};
+                if (SPI_execute_plan(retry, retry_args, nullptr, false, 0) != SPI_OK_UPDATE)
+                    elog(ERROR, "could not record a failed delete");
+                ++counts.failed;
+                continue;
+            }
+            Datum drop_args[1] = {id};
+            if (SPI_execute_plan(drop, drop_args, nullptr, false, 0) != SPI_OK_DELETE)
+                elog(ERROR, "could not drop a completed delete from the queue");
+            if (attempt.result == Result::Deleted) ++counts.deleted;
+            else if (attempt.result == Result::Gone) ++counts.already_gone;
+            else ++counts.kept;  // the key was reused by a newer put
+        }
         SPI_finish();
     });
+    return counts;
 }
+
+double seconds_until_next_due() {
+    double seconds = -1;
+    registry_ensure_loaded();
+    as_extension_owner([&] {
+        SPI_connect();
+        SPIPlanPtr due = prepared(due_plan,
+                                  "SELECT pg_catalog.date_part('epoch', pg_catalog.min(next_attempt_at) "
+                                  "OPERATOR(pg_catalog.-) pg_catalog.clock_timestamp()) FROM %s.so_delete_queue",
+                                  0, nullptr);
+        if (SPI_execute_plan(due, nullptr, nullptr, true, 1) != SPI_OK_SELECT) elog(ERROR, "could not read the delete queue");
+        bool isnull;
+        Datum d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+        if (!isnull) seconds = std::max(0.0, DatumGetFloat8(d));
+        SPI_finish();
+    });
+    return seconds;
+}
+
+bool transaction_queued_deletes() { return queued_here; }
+void forget_queued_deletes() { queued_here = false; }
 
 }  // namespace so::pg

@@ -1,9 +1,12 @@
 // The loadable module: magic block and one-time initialisation.
 #include "core/interrupts.hpp"
+#include "pg/access.hpp"
+#include "pg/log_filter.hpp"
 #include "pg/postgres.hpp"
 #include "pg/registry.hpp"
 #include "pg/settings.hpp"
 #include "pg/transaction.hpp"
+#include "pg/worker.hpp"
 
 extern "C" {
 #include "miscadmin.h"
@@ -26,7 +29,10 @@ void _PG_init(void) {
     so::set_interrupt_check(interrupt_pending);
     so::pg::settings_init();
     so::pg::registry_init();
+    so::pg::access_init();
     so::pg::transaction_init();
+    so::pg::log_filter_init();
+    so::pg::worker_init();
 }
 
 }  // extern "C"

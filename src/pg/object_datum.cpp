@@ -15,6 +15,11 @@ Datum make_object_datum(const ObjectMeta &meta) {
     return PointerGetDatum(result);
 }
 
+Datum make_object_datum_from_store(ObjectMeta meta) {
+    sanitize_from_store(meta);
+    return make_object_datum(meta);
+}
+
 PackedView object_view(Datum datum) {
     struct varlena *v = PG_DETOAST_DATUM_PACKED(datum);
     PackedView view;

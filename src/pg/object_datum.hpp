@@ -10,6 +10,10 @@ namespace so::pg {
 // A palloc'd stored_object datum. C++ side: call inside guard (throws).
 Datum make_object_datum(const ObjectMeta &meta);
 
+// The same for a value built from what a store reported: made safe first
+// (sanitize_from_store), so it always reads back through stored_object_in.
+Datum make_object_datum_from_store(ObjectMeta meta);
+
 // The fields of a stored_object datum, read in place. C side: may ereport
 // (detoasting, corruption), so call it where no C++ object is alive. The
 // view is trivially destructible and valid while the datum is.

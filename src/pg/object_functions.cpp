@@ -1,15 +1,18 @@
 // so_put, so_get, so_exists, so_stat, so_delete, so_copy: the stored
-// objects themselves, on whichever backend the value names.
+// objects themselves, on whichever backend the value names. Every one
+// checks the caller's rights (access.hpp) before any I/O.
 #include "core/crypto.hpp"
 #include "core/error.hpp"
 #include "core/mime_types.hpp"
 #include "core/object_meta.hpp"
 #include "core/s3_store.hpp"
+#include "pg/access.hpp"
 #include "pg/delete_queue.hpp"
 #include "pg/guard.hpp"
 #include "pg/object_datum.hpp"
 #include "pg/registry.hpp"
 #include "pg/transaction.hpp"
+#include "pg/worker.hpp"
 
 extern "C" {
 #include "access/xact.h"
@@ -54,6 +57,11 @@ bytea *read_object(so::Store &store, const std::string &key, uint64 offset, std:
     return result;
 }
 
+// The caller must hold privilege on the backend. C++ side.
+void require(std::string_view backend, AclMode privilege) {
+    so::pg::require_backend_privilege(so::pg::lookup_backend(backend), privilege);
+}
+
 }  // namespace
 
 extern "C" {
@@ -69,16 +77,20 @@ Datum so_put(PG_FUNCTION_ARGS) {
     char *metadata = optional_jsonb_text(fcinfo, 4);
     bool overwrite = !PG_ARGISNULL(5) && PG_GETARG_BOOL(5);
     PreventCommandIfReadOnly("so_put()");
-    so::pg::drop_completed_deletes();
     // Staged names carry the transaction id; a create-only put needs none,
     // so an autocommit put stays a read-only transaction for WAL.
-    TransactionId xid = overwrite ? GetTopTransactionId() : InvalidTransactionId;
+    char *tag = overwrite ? so::pg::transaction_tag() : nullptr;
 
     return so::pg::guard([&] {
+        require(backend, so::pg::kWritePrivilege);
         auto store = so::pg::lookup_store(backend);
         so::PutRequest request;
         request.key = filename;
         store->validate_key(request.key);
+        if (content_type && !so::valid_media_type(content_type))
+            throw so::Error(so::ErrorKind::InvalidParameter,
+                            "invalid content type " + so::quoted(content_type), {},
+                            "A content type is type/subtype with optional parameters, in printable ASCII.");
         request.data = VARDATA_ANY(content);
         request.size = VARSIZE_ANY_EXHDR(content);
         request.content_type = content_type ? std::string(content_type) : so::guess_content_type(filename);
@@ -86,7 +98,7 @@ Datum so_put(PG_FUNCTION_ARGS) {
         so::ObjectMeta meta;
         if (overwrite) {
             std::string handle;
-            meta = store->stage(request, std::to_string(xid), &handle);
+            meta = store->stage(request, tag, &handle);
             try {
                 so::pg::remember_staged(store, meta, handle);
             } catch (...) {
@@ -113,13 +125,14 @@ Datum so_put(PG_FUNCTION_ARGS) {
                 throw;
             }
         }
-        return so::pg::make_object_datum(meta);
+        return so::pg::make_object_datum_from_store(meta);
     });
 }
 
 PG_FUNCTION_INFO_V1(so_get);
 Datum so_get(PG_FUNCTION_ARGS) {
-    so::PackedView view = so::pg::object_view(PG_GETARG_DATUM(0));
+    Datum object = PG_GETARG_DATUM(0);
+    so::PackedView view = so::pg::object_view(object);
     bool ranged = PG_NARGS() == 3;
     int64 offset = 0, length = -1;
     if (ranged) {
@@ -129,6 +142,7 @@ Datum so_get(PG_FUNCTION_ARGS) {
             ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
                             errmsg("offset and length must not be negative")));
     }
+    so::pg::require_object_read(object, view);
     return so::pg::guard([&] {
         auto store = so::pg::lookup_store(view.backend);
         std::optional<uint64> len;
@@ -139,7 +153,9 @@ Datum so_get(PG_FUNCTION_ARGS) {
 
 PG_FUNCTION_INFO_V1(so_exists);
 Datum so_exists(PG_FUNCTION_ARGS) {
-    so::PackedView view = so::pg::object_view(PG_GETARG_DATUM(0));
+    Datum object = PG_GETARG_DATUM(0);
+    so::PackedView view = so::pg::object_view(object);
+    so::pg::require_object_read(object, view);
     return so::pg::guard([&] {
         auto store = so::pg::lookup_store(view.backend);
         std::string key = std::string(view.filename);
@@ -153,12 +169,21 @@ PG_FUNCTION_INFO_V1(so_stat);
 Datum so_stat(PG_FUNCTION_ARGS) {
     char *backend = required_text(fcinfo, 0, "backend");
     char *filename = required_text(fcinfo, 1, "filename");
+    // Named by backend and key: a row referencing that key (without a
+    // version) lets a role without the read privilege look too.
+    Datum named = so::pg::guard([&] {
+        so::ObjectMeta meta;
+        meta.backend = backend;
+        meta.filename = filename;
+        return so::pg::make_object_datum(meta);
+    });
+    so::pg::require_object_read(named, so::pg::object_view(named));
     return so::pg::guard([&] {
         auto store = so::pg::lookup_store(backend);
         store->validate_key(filename);
         auto meta = store->stat(filename);
         if (!meta) so::throw_not_found(backend, filename);
-        return so::pg::make_object_datum(*meta);
+        return so::pg::make_object_datum_from_store(*meta);
     });
 }
 
@@ -167,18 +192,15 @@ Datum so_delete(PG_FUNCTION_ARGS) {
     Datum object = PG_GETARG_DATUM(0);
     so::PackedView view = so::pg::object_view(object);
     PreventCommandIfReadOnly("so_delete()");
-    // Check the backend and key before queueing anything.
+    // Check the right, the backend and the key before queueing anything.
     so::pg::guard([&] {
+        require(view.backend, so::pg::kDeletePrivilege);
         auto store = so::pg::lookup_store(view.backend);
         store->validate_key(view.filename);
         return 0;
     });
-    so::pg::drop_completed_deletes();
-    int64 queue_id = so::pg::queue_delete(object, get_fn_expr_argtype(fcinfo->flinfo, 0));
-    so::pg::guard([&] {
-        so::pg::remember_delete(so::pg::lookup_store(view.backend), so::to_object_meta(view), queue_id);
-        return 0;
-    });
+    so::pg::queue_delete(object);
+    so::pg::warn_once_without_worker();
     PG_RETURN_VOID();
 }
 
@@ -186,11 +208,16 @@ PG_FUNCTION_INFO_V1(so_copy);
 Datum so_copy(PG_FUNCTION_ARGS) {
     if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
         ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("obj and to_backend must not be null")));
-    so::PackedView view = so::pg::object_view(PG_GETARG_DATUM(0));
+    Datum object = PG_GETARG_DATUM(0);
+    so::PackedView view = so::pg::object_view(object);
     char *to_backend = text_to_cstring(PG_GETARG_TEXT_PP(1));
     char *to_filename = PG_ARGISNULL(2) ? nullptr : text_to_cstring(PG_GETARG_TEXT_PP(2));
     PreventCommandIfReadOnly("so_copy()");
-    so::pg::drop_completed_deletes();
+    so::pg::guard([&] {
+        require(to_backend, so::pg::kWritePrivilege);
+        return 0;
+    });
+    so::pg::require_object_read(object, view);
 
     return so::pg::guard([&] {
         auto source = so::pg::lookup_store(std::string(view.backend));
@@ -211,7 +238,9 @@ Datum so_copy(PG_FUNCTION_ARGS) {
             auto reader = source->open_reader(source_key, so::pg::staged_handle(source->backend_key(), source_key));
             so::PutRequest request;
             request.key = key;
-            request.content_type = view.has_content_type ? std::string(view.content_type) : so::guess_content_type(key);
+            // A hand-typed value may carry anything: only a plain media type goes into a header.
+            bool typed = view.has_content_type && so::valid_media_type(view.content_type);
+            request.content_type = typed ? std::string(view.content_type) : so::guess_content_type(key);
             request.metadata_json = std::string(view.metadata);
             meta = target->create_from(request, *reader);
         }
@@ -226,7 +255,7 @@ Datum so_copy(PG_FUNCTION_ARGS) {
             target->remove(key, &meta);
             throw;
         }
-        return so::pg::make_object_datum(meta);
+        return so::pg::make_object_datum_from_store(meta);
     });
 }
 

@@ -9,10 +9,15 @@ extern "C" {
 
 namespace {
 
+// Compares the two arguments by identity and frees their detoasted copies:
+// an index build or a sort calls this millions of times in one context.
 int compare_args(FunctionCallInfo fcinfo) {
-    so::PackedView a = so::pg::object_view(PG_GETARG_DATUM(0));
-    so::PackedView b = so::pg::object_view(PG_GETARG_DATUM(1));
-    return so::compare_identity(a, b);
+    struct varlena *a = PG_DETOAST_DATUM_PACKED(PG_GETARG_DATUM(0));
+    struct varlena *b = PG_DETOAST_DATUM_PACKED(PG_GETARG_DATUM(1));
+    int result = so::compare_identity(so::pg::object_view(PointerGetDatum(a)), so::pg::object_view(PointerGetDatum(b)));
+    PG_FREE_IF_COPY(a, 0);
+    PG_FREE_IF_COPY(b, 1);
+    return result;
 }
 
 uint32 hash_view(std::string_view s) {
@@ -49,6 +54,20 @@ Datum so_gt(PG_FUNCTION_ARGS) { PG_RETURN_BOOL(compare_args(fcinfo) > 0); }
 PG_FUNCTION_INFO_V1(so_ge);
 Datum so_ge(PG_FUNCTION_ARGS) { PG_RETURN_BOOL(compare_args(fcinfo) >= 0); }
 
+// The seeded 64-bit hash; its seed-0 value's low 32 bits are so_hash, as
+// the hash operator class requires.
+static uint64 identity_hash(FunctionCallInfo fcinfo, uint64 seed) {
+    struct varlena *value = PG_DETOAST_DATUM_PACKED(PG_GETARG_DATUM(0));
+    so::PackedView v = so::pg::object_view(PointerGetDatum(value));
+    uint64 h = hash_combine64(hash_view_extended(v.backend, seed), hash_view_extended(v.filename, seed));
+    h = hash_combine64(h, v.has_version_id ? hash_view_extended(v.version_id, seed) : seed ^ 0x5eed);
+    PG_FREE_IF_COPY(value, 0);
+    return h;
+}
+
+// 0.2.0's 32-bit hash, which was not the low half of the 64-bit one: kept
+// so hash indexes built by 0.2.0 stay valid until the 0.3.0 upgrade points
+// so_hash at so_hash32 and rebuilds them.
 PG_FUNCTION_INFO_V1(so_hash);
 Datum so_hash(PG_FUNCTION_ARGS) {
     so::PackedView v = so::pg::object_view(PG_GETARG_DATUM(0));
@@ -58,13 +77,10 @@ Datum so_hash(PG_FUNCTION_ARGS) {
     PG_RETURN_UINT32(h);
 }
 
+PG_FUNCTION_INFO_V1(so_hash32);
+Datum so_hash32(PG_FUNCTION_ARGS) { PG_RETURN_UINT32(static_cast<uint32>(identity_hash(fcinfo, 0))); }
+
 PG_FUNCTION_INFO_V1(so_hash_extended);
-Datum so_hash_extended(PG_FUNCTION_ARGS) {
-    so::PackedView v = so::pg::object_view(PG_GETARG_DATUM(0));
-    uint64 seed = PG_GETARG_INT64(1);
-    uint64 h = hash_combine64(hash_view_extended(v.backend, seed), hash_view_extended(v.filename, seed));
-    h = hash_combine64(h, v.has_version_id ? hash_view_extended(v.version_id, seed) : seed ^ 0x5eed);
-    PG_RETURN_UINT64(h);
-}
+Datum so_hash_extended(PG_FUNCTION_ARGS) { PG_RETURN_UINT64(identity_hash(fcinfo, PG_GETARG_INT64(1))); }
 
 }  // extern "C"

@@ -1,6 +1,8 @@
 // so_sign and so_verify_url: time-limited URLs for stored objects.
 #include "core/error.hpp"
 #include "core/local_store.hpp"
+#include "core/object_meta.hpp"
+#include "pg/access.hpp"
 #include "pg/guard.hpp"
 #include "pg/object_datum.hpp"
 #include "pg/registry.hpp"
@@ -8,6 +10,7 @@
 extern "C" {
 #include "access/xact.h"
 #include "datatype/timestamp.h"
+#include "miscadmin.h"
 #include "utils/timestamp.h"
 }
 
@@ -26,9 +29,21 @@ int64 interval_seconds(const Interval *span) {
 so::HttpMethod method_arg(const char *method) {
     if (pg_strcasecmp(method, "GET") == 0) return so::HttpMethod::Get;
     if (pg_strcasecmp(method, "PUT") == 0) return so::HttpMethod::Put;
-    ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("method must be GET or PUT, not \"%s\"", method)));
+    char shown[64];
+    so::message_text_into(shown, sizeof shown, method, 32);
+    ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("method must be GET or PUT, not \"%s\"", shown)));
     pg_unreachable();
 }
+
+// C side: a download name goes into a Content-Disposition header.
+void check_download_as(const char *name) {
+    for (const unsigned char *p = reinterpret_cast<const unsigned char *>(name); *p; ++p)
+        if (*p < 0x20 || *p == 0x7f)
+            ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                            errmsg("download_as must not contain control characters")));
+}
+
+enum class Signed { Done, NeedsRowCheck };
 
 }  // namespace
 
@@ -37,31 +52,51 @@ extern "C" {
 PG_FUNCTION_INFO_V1(so_sign);
 Datum so_sign(PG_FUNCTION_ARGS) {
     if (PG_ARGISNULL(0)) PG_RETURN_NULL();  // a row without a file gets no URL
-    so::PackedView view = so::pg::object_view(PG_GETARG_DATUM(0));
+    Datum object = PG_GETARG_DATUM(0);
+    so::PackedView view = so::pg::object_view(object);
     if (PG_ARGISNULL(1))
         ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("expires_in must not be null")));
     int64 seconds = interval_seconds(PG_GETARG_INTERVAL_P(1));
     if (seconds <= 0)
         ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("expires_in must be a positive interval")));
-    so::HttpMethod method = !PG_ARGISNULL(2) && PG_GETARG_BOOL(2) ? so::HttpMethod::Put : so::HttpMethod::Get;
+    bool upload = !PG_ARGISNULL(2) && PG_GETARG_BOOL(2);
     char *download_as = PG_NARGS() > 3 && !PG_ARGISNULL(3) ? text_to_cstring(PG_GETARG_TEXT_PP(3)) : nullptr;
     char *download_type = PG_NARGS() > 4 && !PG_ARGISNULL(4) ? text_to_cstring(PG_GETARG_TEXT_PP(4)) : nullptr;
+    if (download_as) check_download_as(download_as);
+    if (download_type && !so::valid_media_type(download_type))
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+                        errmsg("download_type must be a media type such as text/plain"),
+                        errdetail("It becomes the response's Content-Type: printable ASCII, type/subtype, "
+                                  "optional parameters.")));
     int64 now = statement_epoch_seconds();
+    AclMode needed = upload ? so::pg::kWritePrivilege : so::pg::kReadPrivilege;
 
-    return so::pg::guard([&] {
-        // One buffer for every row's URL: signing allocates nothing per row.
-        static std::string url;
-        auto store = so::pg::lookup_store(view.backend);
-        so::SignRequest request;
-        request.method = method;
-        request.now = now;
-        request.expires_in = seconds;
-        if (download_as) request.download_as = download_as;
-        if (download_type) request.download_type = download_type;
-        store->validate_key(view.filename);
-        store->sign(view.filename, request, url);
-        return PointerGetDatum(cstring_to_text_with_len(url.data(), static_cast<int>(url.size())));
-    });
+    // One buffer for every row's URL: signing allocates nothing per row.
+    static std::string url;
+    auto sign = [&](bool checked) {
+        return so::pg::guard([&] {
+            const so::pg::BackendRef &ref = so::pg::lookup_backend(view.backend);
+            if (!checked && !(so::pg::backend_privileges(ref, GetUserId()) & needed)) {
+                if (upload) so::pg::require_backend_privilege(ref, needed);
+                return Signed::NeedsRowCheck;  // a download a visible row may allow
+            }
+            so::SignRequest request;
+            request.method = upload ? so::HttpMethod::Put : so::HttpMethod::Get;
+            request.now = now;
+            request.expires_in = seconds;
+            if (download_as) request.download_as = download_as;
+            if (download_type) request.download_type = download_type;
+            const auto &store = so::pg::lookup_store(view.backend);
+            store->validate_key(view.filename);
+            store->sign(view.filename, request, url);
+            return Signed::Done;
+        });
+    };
+    if (sign(false) == Signed::NeedsRowCheck) {
+        so::pg::require_object_read(object, view);
+        sign(true);
+    }
+    return PointerGetDatum(cstring_to_text_with_len(url.data(), static_cast<int>(url.size())));
 }
 
 PG_FUNCTION_INFO_V1(so_verify_url);

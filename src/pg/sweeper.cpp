@@ -1,45 +1,50 @@
-// so_orphans() and so_remove_now(): finding and removing objects that no
-// row references (left by a crash between so_put and COMMIT, by TRUNCATE or
-// DROP TABLE, or by an application that forgot so_delete).
+// so_orphans() and so_gc(): finding and removing objects
+// that no row references (left by a crash between so_put and COMMIT, by
+// TRUNCATE or DROP TABLE, or by an application that forgot so_delete).
+// so_gc first finishes the overwrites a crash interrupted, so it never
+// sweeps away a backup that recovery must put back. For storage
+// administrators only: the sweeper reads every table.
 #include <algorithm>
 #include <cstring>
 #include <vector>
 
 #include "core/error.hpp"
 #include "core/mime_types.hpp"
-#include "pg/extension_owner.hpp"
+#include "pg/access.hpp"
 #include "pg/guard.hpp"
 #include "pg/object_datum.hpp"
+#include "pg/pinned_sql.hpp"
 #include "pg/registry.hpp"
 #include "pg/transaction.hpp"
 
 extern "C" {
 #include "access/xact.h"
-#include "executor/spi.h"
 #include "catalog/pg_type.h"
+#include "executor/spi.h"
 #include "funcapi.h"
 #include "miscadmin.h"
-#include "utils/tuplestore.h"
 #include "utils/array.h"
 #include "utils/lsyscache.h"
 #include "utils/timestamp.h"
+#include "utils/tuplestore.h"
 }
 
 namespace {
 
 // Every column that can hold a stored_object (of the type, a domain over
-// it, an array of either), in tables and materialized views this session
-// can read, except the delete queue.
+// it, an array of either), in tables and materialized views, except the
+// delete queue's. Every operator schema-qualified: this runs as the
+// extension's owner.
 constexpr const char *kColumnsQuery = R"SQL(
-SELECT pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname),
-       pg_catalog.quote_ident(a.attname), k.kind = 'array'
-  FROM pg_catalog.pg_attribute a
-  JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
-  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
- CROSS JOIN LATERAL (SELECT %s.so_column_kind(a.atttypid) AS kind) k
- WHERE c.relkind IN ('r', 'm') AND a.attnum > 0 AND NOT a.attisdropped AND k.kind IS NOT NULL
-   AND (c.relpersistence <> 't' OR c.relnamespace = pg_catalog.pg_my_temp_schema())
-   AND c.oid <> $1
+SELECT c.oid, a.attnum, k.kind OPERATOR(pg_catalog.=) 'array'
+  FROM pg_catalog.pg_attribute AS a
+  JOIN pg_catalog.pg_class AS c ON c.oid OPERATOR(pg_catalog.=) a.attrelid
+ CROSS JOIN LATERAL (SELECT %s.so_column_kind(a.atttypid) AS kind) AS k
+ WHERE c.relkind OPERATOR(pg_catalog.=) ANY ('{r,m}'::"char"[])
+   AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped AND k.kind IS NOT NULL
+   AND (c.relpersistence OPERATOR(pg_catalog.<>) 't'
+        OR c.relnamespace OPERATOR(pg_catalog.=) pg_catalog.pg_my_temp_schema())
+   AND c.oid OPERATOR(pg_catalog.<>) $1
 )SQL";
 
 struct KeySet {
@@ -61,7 +66,7 @@ KeySet referenced_keys(const char *backend) {
     so::pg::as_extension_owner([&] {
         SPI_connect();
         const char *schema = quote_identifier(get_namespace_name(so::pg::extension_schema_oid()));
-        Oid queue = get_relname_relid("so_pending_deletes", so::pg::extension_schema_oid());
+        Oid queue = get_relname_relid("so_delete_queue", so::pg::extension_schema_oid());
         Oid argtypes[1] = {OIDOID};
         Datum args[1] = {ObjectIdGetDatum(queue)};
         if (SPI_execute_with_args(psprintf(kColumnsQuery, schema), 1, argtypes, args, nullptr, true, 0) != SPI_OK_SELECT)
@@ -69,15 +74,19 @@ KeySet referenced_keys(const char *backend) {
         SPITupleTable *columns = SPI_tuptable;
         uint64 ncolumns = SPI_processed;
         for (uint64 i = 0; i < ncolumns; ++i) {
-            char *table = SPI_getvalue(columns->vals[i], columns->tupdesc, 1);
-            char *column = SPI_getvalue(columns->vals[i], columns->tupdesc, 2);
-            bool is_array = strcmp(SPI_getvalue(columns->vals[i], columns->tupdesc, 3), "t") == 0;
+            bool isnull;
+            Oid relid = DatumGetObjectId(SPI_getbinval(columns->vals[i], columns->tupdesc, 1, &isnull));
+            AttrNumber attnum = DatumGetInt16(SPI_getbinval(columns->vals[i], columns->tupdesc, 2, &isnull));
+            bool is_array = DatumGetBool(SPI_getbinval(columns->vals[i], columns->tupdesc, 3, &isnull));
+            char *table = quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)), get_rel_name(relid));
+            const char *column = quote_identifier(get_attname(relid, attnum, false));
             char *query = is_array
-                              ? psprintf("SELECT %s.so_filename(o) FROM %s, pg_catalog.unnest(%s::%s.stored_object[]) AS o "
-                                         "WHERE %s.so_backend(o) = $1",
+                              ? psprintf("SELECT %s.so_filename(o) FROM ONLY %s, pg_catalog.unnest(%s::%s.stored_object[]) AS o "
+                                         "WHERE %s.so_backend(o) OPERATOR(pg_catalog.=) $1",
                                          schema, table, column, schema, schema)
-                              : psprintf("SELECT %s.so_filename(%s) FROM %s WHERE %s.so_backend(%s) = $1", schema,
-                                         column, table, schema, column);
+                              : psprintf("SELECT %s.so_filename(%s) FROM ONLY %s WHERE %s.so_backend(%s) "
+                                         "OPERATOR(pg_catalog.=) $1",
+                                         schema, column, table, schema, column);
             Oid text_type[1] = {TEXTOID};
             Datum backend_arg[1] = {CStringGetTextDatum(backend)};
             Portal portal = SPI_cursor_open_with_args(nullptr, query, 1, text_type, backend_arg, nullptr, true, 0);
@@ -109,10 +118,100 @@ bool contains(const KeySet &set, const char *key) {
     return bsearch(&key, set.keys, set.count, sizeof(char *), compare_keys) != nullptr;
 }
 
+// The transaction tag in the name of one of our own staged or backup
+// objects (".so-new-TAG-...", ".so-old-TAG-...", ".so-staging/TAG-..."),
+// or "" for any other key.
+std::string reserved_tag(const std::string &key) {
+    size_t slash = key.rfind('/');
+    std::string_view base = std::string_view(key).substr(slash == std::string::npos ? 0 : slash + 1);
+    std::string_view rest;
+    if (base.rfind(".so-new-", 0) == 0 || base.rfind(".so-old-", 0) == 0) rest = base.substr(8);
+    else if (slash != std::string::npos && key.compare(0, slash + 1, ".so-staging/") == 0) rest = base;
+    else return "";
+    return std::string(rest.substr(0, rest.find('-')));
+}
+
 struct Found {
     Datum *objects;
     int count;
+    char **tags;  // the transaction tags of reserved names, checked below
 };
+
+// C side: seconds since the epoch before which an object counts as old.
+// Microsecond precision: an object written a moment before this statement
+// is older than '0 seconds'.
+double cutoff_for(const Interval *older_than) {
+    double now = GetCurrentStatementStartTimestamp() / 1e6 +
+                 static_cast<double>(POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY;
+    return now - (older_than->time / 1e6 + older_than->day * 86400.0 + older_than->month * 30 * 86400.0);
+}
+
+// C side: the objects of backend under prefix, last modified before
+// cutoff, that no row references, sorted by key. A staged or backup object
+// of a transaction still running is not an orphan yet.
+Found find_orphans(const char *backend, const char *prefix, double cutoff) {
+    so::pg::registry_ensure_loaded();
+    // Fail on an unknown backend before reading every table.
+    so::pg::guard([&] { return so::pg::lookup_store(backend) != nullptr; });
+    KeySet referenced = referenced_keys(backend);
+    int skipped = 0;
+    Found found = so::pg::guard([&] {
+        auto store = so::pg::lookup_store(backend);
+        std::vector<so::ListedObject> orphans;
+        store->list(prefix, [&](const so::ListedObject &object) {
+            if (object.last_modified < cutoff && !contains(referenced, object.key.c_str())) orphans.push_back(object);
+        });
+        std::sort(orphans.begin(), orphans.end(),
+                  [](const so::ListedObject &a, const so::ListedObject &b) { return a.key < b.key; });
+        size_t n = std::max<size_t>(1, orphans.size());
+        Found result{static_cast<Datum *>(so::pg::alloc(sizeof(Datum) * n)), 0,
+                     static_cast<char **>(so::pg::alloc(sizeof(char *) * n))};
+        for (const auto &object : orphans) {
+            so::ObjectMeta meta;
+            meta.backend = backend;
+            meta.filename = object.key;
+            meta.size = static_cast<int64_t>(object.size);
+            meta.last_modified = object.last_modified;
+            meta.content_type = so::guess_content_type(object.key);
+            if (!object.etag.empty()) meta.etag = object.etag;
+            Datum value;
+            try {
+                value = so::pg::make_object_datum_from_store(meta);
+            } catch (const so::Error &e) {
+                if (e.kind() != so::ErrorKind::Io) throw;
+                ++skipped;  // a name no stored_object can hold: not ours to judge
+                continue;
+            }
+            std::string tag = reserved_tag(object.key);
+            result.tags[result.count] = tag.empty() ? nullptr : so::pg::copy_text_no_raise(tag.c_str());
+            result.objects[result.count++] = value;
+        }
+        return result;
+    });
+    if (skipped > 0)
+        ereport(WARNING, (errcode(ERRCODE_IO_ERROR),
+                          errmsg("skipped %d objects of backend \"%s\" whose names are not valid UTF-8 or contain "
+                                 "control characters",
+                                 skipped, backend)));
+    int kept = 0;
+    for (int i = 0; i < found.count; ++i)
+        if (!found.tags[i] || so::pg::transaction_outcome(found.tags[i]) != so::TransactionOutcome::InProgress)
+            found.objects[kept++] = found.objects[i];
+    found.count = kept;
+    return found;
+}
+
+// C side: removes an orphan at once: 'deleted', or 'gone' when something
+// else removed it since the listing.
+const char *remove_now(Datum object) {
+    so::PackedView view = so::pg::object_view(object);
+    return so::pg::guard([&] {
+        auto store = so::pg::lookup_store(std::string(view.backend));
+        std::string key(view.filename);
+        store->validate_key(key, true);
+        return store->remove(key, nullptr) ? "deleted" : "gone";
+    });
+}
 
 }  // namespace
 
@@ -122,51 +221,11 @@ PG_FUNCTION_INFO_V1(so_orphans);
 Datum so_orphans(PG_FUNCTION_ARGS) {
     char *backend = text_to_cstring(PG_GETARG_TEXT_PP(0));
     char *prefix = text_to_cstring(PG_GETARG_TEXT_PP(1));
-    Interval *older_than = PG_GETARG_INTERVAL_P(2);
-    // Microsecond precision: an object written a moment before this
-    // statement is older than '0 seconds'.
-    double now = GetCurrentStatementStartTimestamp() / 1e6 +
-                 static_cast<double>(POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY;
-    double cutoff = now - (older_than->time / 1e6 + older_than->day * 86400.0 + older_than->month * 30 * 86400.0);
+    double cutoff = cutoff_for(PG_GETARG_INTERVAL_P(2));
+    so::pg::require_storage_admin("list orphaned stored objects");
+    InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
     auto *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
-    if (!rsinfo || !IsA(rsinfo, ReturnSetInfo) || !(rsinfo->allowedModes & SFRM_Materialize))
-        ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-                        errmsg("so_orphans() must be called where a set can be returned")));
-    so::pg::registry_ensure_loaded();
-    // A set of one stored_object column, materialized.
-    MemoryContext old_context = MemoryContextSwitchTo(rsinfo->econtext->ecxt_per_query_memory);
-    TupleDesc desc = CreateTemplateTupleDesc(1);
-    TupleDescInitEntry(desc, 1, "so_orphans", so::pg::stored_object_type_oid(), -1, 0);
-    rsinfo->returnMode = SFRM_Materialize;
-    rsinfo->setDesc = desc;
-    rsinfo->setResult = tuplestore_begin_heap(true, false, work_mem);
-    MemoryContextSwitchTo(old_context);
-
-    // Fail on an unknown backend before reading every table.
-    so::pg::guard([&] { return so::pg::lookup_store(backend) != nullptr; });
-    KeySet referenced = referenced_keys(backend);
-
-    Found found = so::pg::guard([&] {
-        auto store = so::pg::lookup_store(backend);
-        std::vector<so::ListedObject> orphans;
-        store->list(prefix, [&](const so::ListedObject &object) {
-            if (object.last_modified < cutoff && !contains(referenced, object.key.c_str())) orphans.push_back(object);
-        });
-        std::sort(orphans.begin(), orphans.end(),
-                  [](const so::ListedObject &a, const so::ListedObject &b) { return a.key < b.key; });
-        Found result{static_cast<Datum *>(so::pg::alloc(sizeof(Datum) * std::max<size_t>(1, orphans.size()))), 0};
-        for (const auto &object : orphans) {
-            so::ObjectMeta meta;
-            meta.backend = backend;
-            meta.filename = object.key;
-            meta.size = static_cast<int64_t>(object.size);
-            meta.last_modified = object.last_modified;
-            meta.content_type = so::guess_content_type(object.key);
-            if (!object.etag.empty()) meta.etag = object.etag;
-            result.objects[result.count++] = so::pg::make_object_datum(meta);
-        }
-        return result;
-    });
+    Found found = find_orphans(backend, prefix, cutoff);
     for (int i = 0; i < found.count; ++i) {
         bool isnull = false;
         tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, &found.objects[i], &isnull);
@@ -174,36 +233,30 @@ Datum so_orphans(PG_FUNCTION_ARGS) {
     return static_cast<Datum>(0);
 }
 
-PG_FUNCTION_INFO_V1(so_remove_now);
-Datum so_remove_now(PG_FUNCTION_ARGS) {
-    so::PackedView view = so::pg::object_view(PG_GETARG_DATUM(0));
-    bool check_version = PG_GETARG_BOOL(1);
-    PreventCommandIfReadOnly("so_remove_now()");
-    const char *outcome = so::pg::guard([&] {
-        auto store = so::pg::lookup_store(std::string(view.backend));
-        std::string key(view.filename);
-        store->validate_key(key, true);
-        so::ObjectMeta expected = so::to_object_meta(view);
-        if (store->remove(key, check_version ? &expected : nullptr)) return "deleted";
-        return store->exists(key) ? "changed" : "gone";
-    });
-    PG_RETURN_TEXT_P(cstring_to_text(outcome));
-}
-
-// so_own_queue_ids(): the queue rows this transaction wrote.
-PG_FUNCTION_INFO_V1(so_own_queue_ids);
-Datum so_own_queue_ids(PG_FUNCTION_ARGS) {
-    struct Ids {
-        Datum *values;
-        int count;
-    };
-    Ids ids = so::pg::guard([] {
-        std::vector<int64> own = so::pg::queued_by_this_transaction();
-        Ids result{static_cast<Datum *>(so::pg::alloc(sizeof(Datum) * std::max<size_t>(1, own.size()))), 0};
-        for (int64 id : own) result.values[result.count++] = Int64GetDatum(id);
-        return result;
-    });
-    PG_RETURN_ARRAYTYPE_P(construct_array(ids.values, ids.count, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+// so_gc(backend, older_than, dry_run): removes (or lists) the orphans, and
+// reports each: 'would delete', 'deleted' or 'gone'.
+PG_FUNCTION_INFO_V1(so_gc);
+Datum so_gc(PG_FUNCTION_ARGS) {
+    char *backend = text_to_cstring(PG_GETARG_TEXT_PP(0));
+    double cutoff = cutoff_for(PG_GETARG_INTERVAL_P(1));
+    bool dry_run = PG_GETARG_BOOL(2);
+    so::pg::require_storage_admin("remove orphaned stored objects");
+    if (!dry_run) {
+        PreventCommandIfReadOnly("so_gc()");
+        // A backup of an interrupted overwrite is put back, not swept away.
+        so::pg::guard([&] { return so::pg::lookup_store(backend) != nullptr; });
+        so::pg::recover_interrupted_overwrites(backend);
+    }
+    InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
+    auto *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
+    Found found = find_orphans(backend, "", cutoff);
+    for (int i = 0; i < found.count; ++i) {
+        const char *action = dry_run ? "would delete" : remove_now(found.objects[i]);
+        Datum values[2] = {found.objects[i], CStringGetTextDatum(action)};
+        bool nulls[2] = {false, false};
+        tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+    }
+    return static_cast<Datum>(0);
 }
 
 }  // extern "C"

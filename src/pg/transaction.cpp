@@ -1,14 +1,29 @@
 #include "pg/transaction.hpp"
 
 #include <algorithm>
+#include <unordered_map>
 #include <vector>
 
 #include "core/error.hpp"
+#include "core/packed_meta.hpp"
 #include "pg/delete_queue.hpp"
 #include "pg/guard.hpp"
+#include "pg/managed_columns.hpp"
+#include "pg/pinned_sql.hpp"
+#include "pg/registry.hpp"
+#include "pg/settings.hpp"
+#include "pg/worker.hpp"
 
 extern "C" {
+#include "access/transam.h"
 #include "access/xact.h"
+#include "access/xlog.h"
+#include "common/hashfn.h"
+#include "executor/spi.h"
+#include "storage/lock.h"
+#include "utils/fmgrprotos.h"
+#include "utils/snapmgr.h"
+#include "utils/xid8.h"
 }
 
 namespace so::pg {
@@ -16,15 +31,16 @@ namespace so::pg {
 namespace {
 
 struct Action {
-    enum class Kind { Created, Staged, Deleted };
+    enum class Kind { Created, Staged, Released };
     Kind kind;
-    SubTransactionId subxact;
-    std::shared_ptr<Store> store;
-    ObjectMeta meta;
-    std::string handle;     // Staged: the staged version
-    Backup backup;          // Staged: what promote() replaced
-    bool promoted = false;  // Staged
-    int64 queue_id = 0;     // Deleted
+    SubTransactionId subxact = InvalidSubTransactionId;
+    std::shared_ptr<Store> store;  // Created, Staged
+    ObjectMeta meta;               // Created, Staged
+    std::string handle;            // Staged: the staged version
+    Backup backup;                 // Staged: what promote() replaced
+    bool promoted = false;         // Staged
+    std::string packed;            // Released: the stored_object value
+    std::string identity;          // backend NUL key
 };
 
 std::vector<Action> &actions() {
@@ -32,107 +48,237 @@ std::vector<Action> &actions() {
     return list;
 }
 
+// How many live actions name each backend and key: the written or
+// released objects this transaction may store in a managed column.
+std::unordered_map<std::string, int> &touched() {
+    static std::unordered_map<std::string, int> counts;
+    return counts;
+}
+
+std::string identity_of(std::string_view backend, std::string_view key) {
+    std::string id(backend);
+    id += '\0';
+    id.append(key);
+    return id;
+}
+
 void add(Action action) {
     action.subxact = GetCurrentSubTransactionId();
+    ++touched()[action.identity];
     actions().push_back(std::move(action));
 }
 
-// Warnings gathered while C++ objects are alive, reported afterwards.
+void forget(const Action &action) noexcept {
+    auto it = touched().find(action.identity);
+    if (it != touched().end() && --it->second <= 0) touched().erase(it);
+}
+
+// Warnings gathered in a callback, reported once its C++ work is done.
+// Fixed buffers: nothing here allocates or throws, so it is safe when the
+// abort was caused by running out of memory.
 class Warnings {
 public:
-    void add(const std::string &message) noexcept {
-        if (count_ < kMax) messages_[count_++] = copy_text_no_raise(message.c_str());
+    void add(const char *what, const Action &a, const char *why) noexcept {
+        if (count_ == kMax) return;
+        char key[240], backend[80], reason[400];
+        message_text_into(key, sizeof key, a.meta.filename, 200);
+        message_text_into(backend, sizeof backend, a.store ? a.store->backend_key() : std::string_view(), 63);
+        message_text_into(reason, sizeof reason, why ? why : "out of memory", 300);
+        snprintf(messages_[count_++], kLength, "%s stored object \"%s\" in backend \"%s\": %s", what, key, backend,
+                 reason);
     }
     void report() {
         for (int i = 0; i < count_; ++i)
-            ereport(WARNING, (errcode(ERRCODE_IO_ERROR),
-                              errmsg_internal("%s", messages_[i] ? messages_[i] : "stored_object: cleanup failed")));
+            ereport(WARNING, (errcode(ERRCODE_IO_ERROR), errmsg_internal("%s", messages_[i])));
         count_ = 0;
     }
 
 private:
-    static constexpr int kMax = 32;
-    char *messages_[kMax] = {};
+    static constexpr int kMax = 16;
+    static constexpr size_t kLength = 1024;
+    char messages_[kMax][kLength];
     int count_ = 0;
 };
 
-std::string describe(const Action &a) { return quoted(a.meta.filename) + " in backend " + quoted(a.store->backend_key()); }
+Warnings &warnings() {
+    static Warnings w;
+    return w;
+}
+
+// The worker removes a network store's object; without one, it is done here.
+void undo_remotely(Store &store, const std::string &key, const ObjectMeta *expected) {
+    std::string etag = expected && expected->etag ? *expected->etag : "";
+    std::string version = expected && expected->version_id ? *expected->version_id : "";
+    if (!hand_undo_to_worker(store.backend_key(), key, etag, version)) store.remove(key, expected);
+}
 
 // Undoes one action of an aborted (sub)transaction; never throws.
-void undo(Action &a, Warnings &warnings) noexcept {
+void undo(Action &a) noexcept {
     try {
         switch (a.kind) {
             case Action::Kind::Created:
                 // Only if it is still ours: another transaction may have
                 // replaced it since.
-                a.store->remove(a.meta.filename, &a.meta);
+                if (a.store->uses_network()) undo_remotely(*a.store, a.meta.filename, &a.meta);
+                else a.store->remove(a.meta.filename, &a.meta);
                 break;
             case Action::Kind::Staged:
-                if (a.promoted) a.store->restore(a.backup);
-                else a.store->discard(a.meta.filename, a.handle);
+                if (a.promoted && a.backup.restorable) {
+                    if (!a.store->restore(a.backup))
+                        warnings().add("did not put back the previous version of", a,
+                                       "the key was replaced by another transaction since");
+                } else if (a.store->uses_network()) {
+                    undo_remotely(*a.store, a.handle, nullptr);  // the staged object
+                } else {
+                    a.store->discard(a.meta.filename, a.handle);
+                }
                 break;
-            case Action::Kind::Deleted:
-                break;  // nothing happened yet; the queue row rolls back too
+            case Action::Kind::Released:
+                break;  // nothing was queued yet
         }
     } catch (const std::exception &e) {
-        warnings.add(std::string("could not undo the write of stored object ") + describe(a) + ": " + e.what());
+        warnings().add("could not undo the write of", a, e.what());
+    } catch (...) {
+        warnings().add("could not undo the write of", a, nullptr);
     }
 }
 
-// Runs after the commit is durable; never throws.
-void finish(Action &a, Warnings &warnings) noexcept {
-    try {
-        switch (a.kind) {
-            case Action::Kind::Created:
-                break;
-            case Action::Kind::Staged:
-                a.store->drop_backup(a.backup);
-                break;
-            case Action::Kind::Deleted:
-                a.store->remove(a.meta.filename, &a.meta);
-                note_delete_completed(a.queue_id);
-                break;
-        }
-    } catch (const std::exception &e) {
-        if (a.kind == Action::Kind::Deleted)
-            warnings.add("could not delete stored object " + describe(a) + " after commit: " + e.what() +
-                         "; it stays queued for so_process_pending()");
-        else
-            warnings.add("could not remove the previous version of stored object " + describe(a) + ": " + e.what());
+// Overwrites of one key take turns: from promotion to the end of the
+// transaction, so an abort's restore can never meet another commit's
+// version. C side (may ereport: deadlock, cancel).
+void lock_key(const std::string &identity) {
+    uint64 h = hash_bytes_extended(reinterpret_cast<const unsigned char *>(identity.data()),
+                                   static_cast<int>(identity.size()), 0x534f);
+    LOCKTAG tag;
+    SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, static_cast<uint32>(h >> 32), static_cast<uint32>(h), 0x534f);
+    (void)LockAcquire(&tag, ExclusiveLock, false, false);
+}
+
+// Whether a managed row references the object at commit: as the owner of
+// the extension (every row counts), with the latest snapshot plus this
+// transaction's own changes. C side.
+bool referenced_at_commit(Datum object) {
+    int count = 0;
+    ManagedColumn *columns = managed_columns(&count);
+    bool found = false;
+    CommandCounterIncrement();
+    as_extension_owner([&] {
+        SPI_connect();
+        for (int i = 0; i < count && !found; ++i) found = column_references(columns[i], object, GetLatestSnapshot());
+        SPI_finish();
+    });
+    return found;
+}
+
+// Objects that left managed rows: queued for deletion unless still
+// referenced now that every statement of the transaction has run. C side.
+void resolve_released() {
+    auto &list = actions();
+    size_t n = list.size();
+    for (size_t i = 0; i < n; ++i) {
+        if (list[i].kind != Action::Kind::Released) continue;
+        bool seen = false;
+        for (size_t j = 0; j < i && !seen; ++j)
+            seen = list[j].kind == Action::Kind::Released && list[j].packed == list[i].packed;
+        if (seen) continue;
+        size_t size = list[i].packed.size();
+        auto *value = static_cast<struct varlena *>(palloc(VARHDRSZ + size));
+        SET_VARSIZE(value, VARHDRSZ + size);
+        memcpy(VARDATA(value), list[i].packed.data(), size);
+        Datum object = PointerGetDatum(value);
+        if (!referenced_at_commit(object)) queue_delete(object);
     }
 }
+
+int compare_staged(const void *a, const void *b) {
+    const Action &x = actions()[*static_cast<const int *>(a)];
+    const Action &y = actions()[*static_cast<const int *>(b)];
+    return x.identity.compare(y.identity);
+}
+
+#ifdef SO_TEST_HOOKS
+// Tests stop a committing backend here (and may kill it) by holding the
+// advisory lock named by stored_object.test_pause_after_promote.
+void test_pause_after_promote() {
+    if (test_pause_after_promote_key == 0) return;
+    Datum key = Int64GetDatum(test_pause_after_promote_key);
+    DirectFunctionCall1(pg_advisory_lock_shared_int8, key);
+    DirectFunctionCall1(pg_advisory_unlock_shared_int8, key);
+}
+#endif
 
 // Just before commit, while an error can still abort the transaction:
-// staged versions replace the objects at their keys.
+// staged versions replace the objects at their keys, in key order (two
+// transactions overwriting the same keys wait for each other, never
+// deadlock). C side.
 void promote_staged() {
-    TransactionId xid = GetTopTransactionIdIfAny();
-    guard([xid] {
-        std::string tag = std::to_string(xid);
-        for (Action &a : actions()) {
-            if (a.kind != Action::Kind::Staged || a.promoted) continue;
+    auto &list = actions();
+    int *order = static_cast<int *>(palloc(sizeof(int) * (list.size() + 1)));
+    int n = 0;
+    for (size_t i = 0; i < list.size(); ++i)
+        if (list[i].kind == Action::Kind::Staged && !list[i].promoted) order[n++] = static_cast<int>(i);
+    if (n == 0) return;
+    qsort(order, static_cast<size_t>(n), sizeof(int), compare_staged);
+    const char *tag = transaction_tag();
+    for (int k = 0; k < n; ++k) {
+        lock_key(actions()[order[k]].identity);
+        bool network = guard([&] {
+            Action &a = actions()[order[k]];
             a.backup = a.store->promote(a.meta.filename, a.handle, tag);
             a.promoted = true;
+            return !a.backup.restorable;
+        });
+        // What a network store's promotion leaves (the staged object) is
+        // removed by the worker once this commit is durable.
+        if (network) {
+            Action &a = actions()[order[k]];
+            queue_delete(a.store->backend_key().c_str(), a.backup.handle.c_str(), "", "");
         }
-    });
+    }
+#ifdef SO_TEST_HOOKS
+    test_pause_after_promote();
+#endif
 }
 
+void pre_commit() {
+    PushActiveSnapshot(GetTransactionSnapshot());
+    resolve_released();
+    promote_staged();
+    PopActiveSnapshot();
+}
+
+// After the commit record: drop the local backups (once the commit is
+// durable: with synchronous_commit = off a crash could still undo it, and
+// recovery then needs the backup) and wake the worker.
 void end_of_transaction(bool commit) {
-    Warnings warnings;
     {
         auto &list = actions();
         if (commit) {
-            for (Action &a : list) finish(a, warnings);
+            bool backups = std::any_of(list.begin(), list.end(), [](const Action &a) {
+                return a.kind == Action::Kind::Staged && a.promoted && a.backup.restorable;
+            });
+            if (backups) XLogFlush(XactLastCommitEnd);
+            for (Action &a : list) {
+                if (a.kind != Action::Kind::Staged || !a.promoted || !a.backup.restorable) continue;
+                try {
+                    a.store->drop_backup(a.backup);
+                } catch (const std::exception &e) {
+                    warnings().add("could not remove the previous version of", a, e.what());
+                }
+            }
+            if (transaction_queued_deletes()) wake_worker();
         } else {
-            for (auto it = list.rbegin(); it != list.rend(); ++it) undo(*it, warnings);
+            for (auto it = list.rbegin(); it != list.rend(); ++it) undo(*it);
         }
         list.clear();
         list.shrink_to_fit();
+        touched().clear();
+        forget_queued_deletes();
     }
-    warnings.report();
+    warnings().report();
 }
 
 void end_of_subtransaction(SubTransactionId sub, SubTransactionId parent, bool commit) {
-    Warnings warnings;
     {
         auto &list = actions();
         if (commit) {
@@ -140,19 +286,23 @@ void end_of_subtransaction(SubTransactionId sub, SubTransactionId parent, bool c
                 if (a.subxact == sub) a.subxact = parent;
         } else {
             for (auto it = list.rbegin(); it != list.rend(); ++it)
-                if (it->subxact == sub) undo(*it, warnings);
+                if (it->subxact == sub) {
+                    undo(*it);
+                    forget(*it);
+                }
             list.erase(std::remove_if(list.begin(), list.end(), [sub](const Action &a) { return a.subxact == sub; }),
                        list.end());
         }
     }
-    warnings.report();
+    warnings().report();
 }
 
 void on_xact(XactEvent event, void *) {
-    if (actions().empty()) return;
+    bool work = !actions().empty() || transaction_queued_deletes();
+    if (!work) return;
     switch (event) {
         case XACT_EVENT_PRE_COMMIT:
-            promote_staged();
+            pre_commit();
             break;
         case XACT_EVENT_COMMIT:
             end_of_transaction(true);
@@ -179,24 +329,56 @@ void on_subxact(SubXactEvent event, SubTransactionId sub, SubTransactionId paren
 
 }  // namespace
 
+TransactionOutcome transaction_outcome(const std::string &tag) {
+    char *end = nullptr;
+    uint64 value = std::strtoull(tag.c_str(), &end, 10);
+    if (tag.empty() || *end != '\0') return TransactionOutcome::InProgress;  // not one of ours: leave it
+    FullTransactionId xid = FullTransactionIdFromU64(value);
+    // Only ask about what PostgreSQL can still answer: not a future id.
+    if (!FullTransactionIdPrecedes(xid, ReadNextFullTransactionId())) return TransactionOutcome::InProgress;
+    LOCAL_FCINFO(fcinfo, 1);
+    InitFunctionCallInfoData(*fcinfo, nullptr, 1, InvalidOid, nullptr, nullptr);
+    fcinfo->args[0].value = FullTransactionIdGetDatum(xid);
+    fcinfo->args[0].isnull = false;
+    Datum status = pg_xact_status(fcinfo);
+    // NULL: too old for the commit log to tell. Leave the entry for a
+    // human rather than guess.
+    if (fcinfo->isnull) return TransactionOutcome::InProgress;
+    char *word = TextDatumGetCString(status);
+    if (strcmp(word, "committed") == 0) return TransactionOutcome::Committed;
+    if (strcmp(word, "aborted") == 0) return TransactionOutcome::Aborted;
+    return TransactionOutcome::InProgress;
+}
+
 void transaction_init() {
     RegisterXactCallback(on_xact, nullptr);
     RegisterSubXactCallback(on_subxact, nullptr);
 }
 
+char *transaction_tag() { return psprintf(UINT64_FORMAT, U64FromFullTransactionId(GetTopFullTransactionId())); }
+
 void remember_created(std::shared_ptr<Store> store, const ObjectMeta &meta) {
-    add(Action{Action::Kind::Created, 0, std::move(store), meta});
+    Action a{Action::Kind::Created};
+    a.identity = identity_of(store->backend_key(), meta.filename);
+    a.store = std::move(store);
+    a.meta = meta;
+    add(std::move(a));
 }
 
 void remember_staged(std::shared_ptr<Store> store, const ObjectMeta &meta, const std::string &handle) {
-    Action a{Action::Kind::Staged, 0, std::move(store), meta};
+    Action a{Action::Kind::Staged};
+    a.identity = identity_of(store->backend_key(), meta.filename);
+    a.store = std::move(store);
+    a.meta = meta;
     a.handle = handle;
     add(std::move(a));
 }
 
-void remember_delete(std::shared_ptr<Store> store, const ObjectMeta &meta, int64 queue_id) {
-    Action a{Action::Kind::Deleted, 0, std::move(store), meta};
-    a.queue_id = queue_id;
+void remember_released(std::string_view backend, std::string_view filename, std::string_view packed_value) {
+    Action a{Action::Kind::Released};
+    a.identity = identity_of(backend, filename);
+    a.meta.filename = std::string(filename);
+    a.packed = std::string(packed_value);
     add(std::move(a));
 }
 
@@ -208,21 +390,42 @@ std::optional<ObjectMeta> created_here(const std::string &backend, const std::st
     return std::nullopt;
 }
 
-std::vector<int64> queued_by_this_transaction() {
-    std::vector<int64> ids;
-    for (const Action &a : actions())
-        if (a.kind == Action::Kind::Deleted) ids.push_back(a.queue_id);
-    return ids;
+bool written_or_released_here(std::string_view backend, std::string_view key) {
+    return touched().count(identity_of(backend, key)) > 0;
 }
 
 std::string staged_handle(const std::string &backend, const std::string &key) {
     const auto &list = actions();
     for (auto it = list.rbegin(); it != list.rend(); ++it) {
-        if (it->meta.filename != key || it->store->backend_key() != backend) continue;
+        if (it->kind == Action::Kind::Released || it->meta.filename != key || it->store->backend_key() != backend)
+            continue;
         if (it->kind == Action::Kind::Staged && !it->promoted) return it->handle;
         if (it->kind == Action::Kind::Created) return "";
     }
     return "";
+}
+
+int recover_interrupted_overwrites(std::string_view backend) {
+    return guard([&] {
+        int finished = 0;
+        auto registry = current_registry();
+        for (const auto &entry : registry->backends) {
+            if (!backend.empty() && entry.first != backend) continue;
+            BackendRef ref{registry, &entry.second};
+            try {
+                if (ref.store()->uses_network()) continue;
+                finished += ref.store()->recover([](const std::string &tag) {
+                    TransactionOutcome how = TransactionOutcome::InProgress;
+                    pg_call([&] { how = transaction_outcome(tag); });
+                    return how;
+                });
+            } catch (const Error &e) {
+                if (e.kind() == ErrorKind::Canceled || !backend.empty()) throw;
+                // A backend that does not parse or cannot be opened: the others still recover.
+            }
+        }
+        return finished;
+    });
 }
 
 }  // namespace so::pg

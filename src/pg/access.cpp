@@ -1,0 +1,155 @@
+#include "pg/access.hpp"
+
+#include "core/error.hpp"
+#include "pg/guard.hpp"
+#include "pg/managed_columns.hpp"
+#include "pg/pinned_sql.hpp"
+
+extern "C" {
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/inval.h"
+#include "utils/syscache.h"
+}
+
+namespace so::pg {
+
+namespace {
+
+// Counts changes of roles and memberships: every cached decision about a
+// role is stale when it moves.
+uint64_t role_generation = 1;
+
+void roles_changed(Datum, int, uint32) {
+    ++role_generation;
+    registry_invalidate();  // a backend owner may have become, or stopped being, a superuser
+}
+
+// C side: may ereport.
+AclMode compute_privileges(const Backend &backend, Oid role) {
+    if (is_storage_admin(role)) return kAllPrivileges;
+    if (backend.default_acl) return has_privs_of_role(role, backend.owner) ? kAllPrivileges : 0;
+    AclMode held = 0;
+    for (const AclItem &item : backend.acl)
+        if (item.ai_grantee == ACL_ID_PUBLIC || has_privs_of_role(role, item.ai_grantee))
+            held |= ACLITEM_GET_PRIVS(item);
+    return held & kAllPrivileges;
+}
+
+}  // namespace
+
+void access_init() {
+    CacheRegisterSyscacheCallback(AUTHOID, roles_changed, 0);
+    CacheRegisterSyscacheCallback(AUTHMEMROLEMEM, roles_changed, 0);
+}
+
+const char *privilege_name(AclMode privilege) {
+    if (privilege == kReadPrivilege) return "read";
+    if (privilege == kWritePrivilege) return "write";
+    if (privilege == kDeletePrivilege) return "delete";
+    return "all";
+}
+
+AclMode backend_privileges(const BackendRef &ref, Oid role) {
+    const Backend &b = *ref.backend;
+    for (const auto &c : b.checked)
+        if (c.role == role && c.generation == role_generation) return c.privileges;
+    AclMode held = 0;
+    uint64_t generation = role_generation;
+    pg_call([&] { held = compute_privileges(b, role); });
+    Backend::Checked &slot = b.checked[b.next_checked++ % 4];
+    slot.role = role;
+    slot.generation = generation;
+    slot.privileges = held;
+    return held;
+}
+
+void require_backend_privilege(const BackendRef &ref, AclMode privilege) {
+    if (backend_privileges(ref, GetUserId()) & privilege) return;
+    const std::string &key = ref.backend->key;
+    throw Error(ErrorKind::PermissionDenied,
+                "permission denied for storage backend " + quoted(key) + ": the " + privilege_name(privilege) +
+                    " privilege is required",
+                {},
+                "The backend's owner or a storage administrator grants it: SELECT so_grant('" + message_text(key, 63) +
+                    "', '" + privilege_name(privilege) + "', 'role_name');");
+}
+
+bool is_storage_admin(Oid role) {
+    static Oid cached_role = InvalidOid;
+    static uint64_t cached_roles = 0, cached_registry = 0;
+    static bool cached = false;
+    registry_ensure_loaded();
+    if (role == cached_role && cached_roles == role_generation && cached_registry == registry_generation())
+        return cached;
+    uint64_t roles = role_generation, registry = registry_generation();
+    bool admin = superuser_arg(role) || pg_class_aclcheck(registry_relid(), role, ACL_UPDATE) == ACLCHECK_OK;
+    cached_role = role;
+    cached_roles = roles;
+    cached_registry = registry;
+    cached = admin;
+    return admin;
+}
+
+void require_storage_admin(const char *what) {
+    if (is_storage_admin(GetUserId())) return;
+    ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE), errmsg("permission denied to %s", what),
+                    errdetail("Only superusers and this database's storage administrators (holders of UPDATE on "
+                              "so_backends) may do this."),
+                    errhint("A storage administrator with the grant option, such as the database owner, grants it: "
+                            "SELECT so_grant_admin('role_name');")));
+}
+
+bool visible_through_rows(Datum object, const PackedView &view, AclMode privilege) {
+    int count = 0;
+    ManagedColumn *columns = managed_columns(&count);
+    if (count == 0) return false;
+    Oid user = GetUserId();
+    // Which columns may pass the privilege on: guarded, and owned by a role
+    // that holds it.
+    bool *usable = static_cast<bool *>(palloc0(sizeof(bool) * count));
+    bool any = false;
+    guard([&] {
+        const BackendRef &ref = lookup_backend(view.backend);
+        for (int i = 0; i < count; ++i)
+            usable[i] = columns[i].guards_writes && (backend_privileges(ref, columns[i].table_owner) & privilege);
+        return 0;
+    });
+    for (int i = 0; i < count; ++i) {
+        // A role without SELECT on the column cannot see its rows; the query would fail.
+        if (usable[i] && pg_attribute_aclcheck(columns[i].relid, columns[i].attnum, user, ACL_SELECT) != ACLCHECK_OK &&
+            pg_class_aclcheck(columns[i].relid, user, ACL_SELECT) != ACLCHECK_OK)
+            usable[i] = false;
+        any |= usable[i];
+    }
+    if (!any) return false;
+    bool found = false;
+    SPI_connect();
+    with_pinned_search_path([&] {
+        for (int i = 0; i < count && !found; ++i)
+            if (usable[i]) found = column_references(columns[i], object, nullptr);
+    });
+    SPI_finish();
+    pfree(usable);
+    return found;
+}
+
+bool may_read_object(Datum object, const PackedView &view) {
+    bool held = guard([&] {
+        return (backend_privileges(lookup_backend(view.backend), GetUserId()) & kReadPrivilege) != 0;
+    });
+    return held || visible_through_rows(object, view, kReadPrivilege);
+}
+
+void require_object_read(Datum object, const PackedView &view) {
+    if (may_read_object(object, view)) return;
+    std::string_view backend = view.backend;
+    ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+                    errmsg("permission denied for storage backend \"%.*s\": the read privilege is required",
+                           static_cast<int>(backend.size()), backend.data()),
+                    errdetail("The role holds no read privilege on the backend, and no row it may read in a "
+                              "managed column references the object.")));
+}
+
+}  // namespace so::pg
