@@ -70,7 +70,9 @@ SELECT b.key,
                        pg_catalog.jsonb_agg(CASE a.privilege_type WHEN 'SELECT' THEN 'read'
                                                                   WHEN 'UPDATE' THEN 'write'
                                                                   ELSE 'delete' END
-                                            ORDER BY a.privilege_type DESC) AS privileges
+                                            ORDER BY CASE a.privilege_type WHEN 'SELECT' THEN 1
+                                                                           WHEN 'UPDATE' THEN 2 ELSE 3 END)
+                                                                           AS privileges
                   FROM pg_catalog.aclexplode(COALESCE(b.acl,
                          ARRAY[(b.owner::text OPERATOR(pg_catalog.||) '=rwd/' OPERATOR(pg_catalog.||) b.owner::text)::aclitem])) AS a
                  GROUP BY 1) AS g) AS privileges
@@ -308,3 +310,16 @@ BEGIN
     END IF;
 END
 $$;
+
+-- ---------------------------------------------------------------------------
+-- Waiting for the worker
+-- ---------------------------------------------------------------------------
+
+CREATE FUNCTION so_wait_for_worker(timeout interval DEFAULT '1 minute') RETURNS boolean
+    AS 'MODULE_PATHNAME' LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+COMMENT ON FUNCTION so_wait_for_worker(interval) IS
+    'Waits until the background worker has carried out the due deletes and undos of this database (true), or the timeout passed (false); false at once without a worker';
+
+-- A value being stored in a managed column is checked against the queue:
+-- by identity, through this index.
+CREATE INDEX so_delete_queue_object ON so_delete_queue (object);

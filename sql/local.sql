@@ -143,6 +143,7 @@ ROLLBACK TO SAVEPOINT s;
 COMMIT;
 SELECT so_exists('{"backend": "files", "filename": "tx/kept.txt"}') AS kept_after_savepoint_rollback;
 SELECT so_delete(so_stat('files', 'tx/kept.txt'));
+SELECT so_wait_for_worker('1 minute') AS settled;
 SELECT so_exists('{"backend": "files", "filename": "tx/kept.txt"}') AS gone_after_commit;
 -- Deleting what is already gone is fine (deletes are idempotent).
 SELECT so_delete('{"backend": "files", "filename": "tx/kept.txt"}');
@@ -195,11 +196,17 @@ SELECT regexp_replace(so_sign(so_put('nginx', 'a b.txt', 'x')), 'md5=[A-Za-z0-9_
 SELECT so_sign(so_stat('nginx', 'a b.txt'), for_upload => true);
 \echo :LAST_ERROR_SQLSTATE
 
--- An ordinary role stores and reads files through the functions, but
--- cannot see the signing secret nor the delete queue.
+-- An ordinary role stores and reads files through the functions once the
+-- backend's owner grants it, but cannot see the signing secret nor the
+-- delete queue.
 CREATE ROLE regress_so_reader;
 GRANT SELECT, INSERT ON docs TO regress_so_reader;
 GRANT USAGE ON SEQUENCE docs_id_seq TO regress_so_reader;
+SET ROLE regress_so_reader;
+INSERT INTO docs (file) VALUES (so_put('files', 'by-reader.txt', 'mine'));
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
+SELECT so_grant('files', 'read, write', 'regress_so_reader');
 SET ROLE regress_so_reader;
 INSERT INTO docs (file) VALUES (so_put('files', 'by-reader.txt', 'mine'));
 SELECT convert_from(so_get(file), 'UTF8') FROM docs WHERE so_filename(file) = 'by-reader.txt';
@@ -209,6 +216,7 @@ SELECT count(*) FROM so_pending_deletes;
 \echo :LAST_ERROR_SQLSTATE
 SELECT options ? 'signing_secret' AS secret_shown FROM so_backend_info WHERE key = 'files';
 RESET ROLE;
+SELECT so_revoke('files', 'all', 'regress_so_reader');
 REVOKE ALL ON docs FROM regress_so_reader;
 REVOKE ALL ON SEQUENCE docs_id_seq FROM regress_so_reader;
 DROP ROLE regress_so_reader;

@@ -60,14 +60,44 @@ SELECT so_unregister_backend('nope');
 \echo :LAST_ERROR_SQLSTATE
 SELECT so_alter_backend('media', options => '{"max_concurrency": "many"}');
 \echo :LAST_ERROR_SQLSTATE
+SELECT so_register_backend('x', 'file:///tmp/x', '{"base_url": "http://"}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT so_register_backend('x', 'file:///tmp/x', '{"base_url": "https://:443/files"}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT so_register_backend('x', 'file:///tmp/x', '{"max_expires_in": 0}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT so_register_backend('x', 's3://bucket', '{"credentials": "file:relative/path"}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT so_register_backend('x', 's3://bucket', '{"profile": "dev"}');
+\echo :LAST_ERROR_SQLSTATE
+-- The data directory is no backend's directory: its users could rewrite
+-- postgresql.auto.conf. A directory of its own inside it is fine.
+SELECT so_register_backend('x', 'osfs://.');
+\echo :LAST_ERROR_SQLSTATE
+SELECT so_register_backend('x', 'osfs://./base/1');
+\echo :LAST_ERROR_SQLSTATE
+SELECT so_register_backend('x', 'osfs://./pg_wal');
+\echo :LAST_ERROR_SQLSTATE
+SELECT so_register_backend('x', 'file:///');
+\echo :LAST_ERROR_SQLSTATE
+-- Messages never echo what is not a valid key: it could forge a log line.
+SELECT so_unregister_backend(E'a\nFAKE LOG LINE');
+\echo :LAST_ERROR_SQLSTATE
+SELECT so_alter_backend(repeat('k', 2000));
+\echo :LAST_ERROR_SQLSTATE
+SELECT so_register_backend(E'bad\nkey', 's3://bucket');
+\echo :LAST_ERROR_SQLSTATE
 -- Plain DML is validated the same way.
 INSERT INTO so_backends (key, url, options) VALUES ('y', 's3://bucket', '{"bogus": true}');
 \echo :LAST_ERROR_SQLSTATE
 
--- An ordinary role uses backends through the functions, but cannot read
--- the table, nor change the registry.
+-- Storage administrators are per database: the database owner, with the
+-- grant option, and the roles so_grant_admin names (holders of UPDATE on
+-- so_backends). An ordinary role sees the list, not the secrets, and
+-- cannot change the registry.
 CREATE ROLE regress_so_user;
-CREATE ROLE regress_so_admin IN ROLE stored_object_admin;
+CREATE ROLE regress_so_admin;
+SELECT so_grant_admin('regress_so_admin');
 SET ROLE regress_so_user;
 SELECT key, secrets_set FROM so_backend_info ORDER BY key;
 SELECT options FROM so_backends;
@@ -82,11 +112,14 @@ UPDATE so_backends SET url = 's3://other-bucket';
 \echo :LAST_ERROR_SQLSTATE
 RESET ROLE;
 
--- The storage administrators' role may manage S3 backends, but a file
--- backend gives access to server files: superusers only.
+-- An administrator manages S3 backends; it owns what it registers. A file
+-- backend gives access to server files, the server's own credentials and
+-- internal addresses are the server's: superusers only. So is changing a
+-- backend a superuser owns.
 SET ROLE regress_so_admin;
 SELECT so_register_backend('team', 's3://team-bucket', '{"access_key_id": "AK", "secret_access_key": "team-secret"}');
 SELECT so_alter_backend('team', options => '{"region": "eu-central-1"}');
+SELECT key, owner, privileges FROM so_backend_info WHERE key = 'team';
 SELECT so_register_backend('mine', :'root');
 \echo :LAST_ERROR_SQLSTATE
 SELECT so_alter_backend('local', options => '{"base_url": "https://evil.example.com"}');
@@ -95,11 +128,48 @@ SELECT so_unregister_backend('local');
 \echo :LAST_ERROR_SQLSTATE
 UPDATE so_backends SET url = 'file:///etc' WHERE key = 'team';
 \echo :LAST_ERROR_SQLSTATE
+SELECT so_alter_backend('media', options => '{"region": "us-east-2"}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT so_register_backend('env', 's3://env-bucket', '{"credentials": "env"}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT so_register_backend('metadata', 's3://meta-bucket',
+  '{"endpoint": "http://169.254.169.254", "allow_http": true, "access_key_id": "AK", "secret_access_key": "S"}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT so_register_backend('loop', 's3://loop-bucket',
+  '{"endpoint": "http://127.0.0.1:9000", "allow_http": true, "access_key_id": "AK", "secret_access_key": "S"}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT so_alter_backend('team', options => '{"endpoint": "http://[::ffff:10.0.0.1]", "allow_http": true}');
+\echo :LAST_ERROR_SQLSTATE
 SELECT so_unregister_backend('team');
 RESET ROLE;
--- Nobody outside stored_object_admin got the role.
-SELECT pg_has_role('regress_so_user', 'stored_object_admin', 'MEMBER') AS user_is_admin;
+-- Nobody else became an administrator.
+SELECT has_table_privilege('regress_so_user', 'so_backends', 'UPDATE') AS user_is_admin,
+       has_table_privilege('regress_so_admin', 'so_backends', 'UPDATE') AS admin_is_admin;
+SELECT so_revoke_admin('regress_so_admin');
+SELECT has_table_privilege('regress_so_admin', 'so_backends', 'UPDATE') AS still_admin;
+
+-- Backend privileges: granted and revoked by the owner (or an
+-- administrator), shown per role; errors name what is wrong.
+SELECT so_grant('media', 'read', 'regress_so_user');
+SELECT so_grant('media', 'write, delete', 'PUBLIC');
+SELECT privileges FROM so_backend_info WHERE key = 'media';
+SELECT acl FROM so_backends WHERE key = 'media';
+SELECT so_revoke('media', 'all', 'PUBLIC');
+SELECT privileges FROM so_backend_info WHERE key = 'media';
+SELECT so_grant('media', 'execute', 'regress_so_user');
+\echo :LAST_ERROR_SQLSTATE
+SELECT so_grant('media', 'read', 'regress_no_such_role');
+\echo :LAST_ERROR_SQLSTATE
+SELECT so_grant('nope', 'read', 'regress_so_user');
+\echo :LAST_ERROR_SQLSTATE
+SET ROLE regress_so_user;
+SELECT so_grant('media', 'read', 'regress_so_user');
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
+UPDATE so_backends SET acl = '{regress_so_user=a/postgres}' WHERE key = 'media';
+\echo :LAST_ERROR_SQLSTATE
 
 SELECT so_unregister_backend('docs');
 SELECT key FROM so_backend_info ORDER BY key;
+SELECT so_revoke('media', 'all', 'regress_so_user');
 DROP ROLE regress_so_user, regress_so_admin;

@@ -48,10 +48,12 @@ SELECT so_put('s3', 'meta.txt', 'x', metadata => '{"Camera": "x"}');
 SELECT so_put('s3', 'type.txt', 'x', content_type => E'text/plain\u00e9');
 \echo :LAST_ERROR_SQLSTATE
 
--- Transactions, as on local storage.
+-- Transactions, as on local storage. The undo of an aborted write and the
+-- delete after commit are network requests: the worker makes them.
 BEGIN;
 SELECT so_size(so_put('s3', 'tx/rolled-back.txt', 'gone'));
 ROLLBACK;
+SELECT so_wait_for_worker('1 minute') AS settled;
 SELECT so_exists('{"backend": "s3", "filename": "tx/rolled-back.txt"}');
 BEGIN;
 SELECT so_size(so_put('s3', 'tx/kept.txt', 'kept'));
@@ -59,6 +61,7 @@ SAVEPOINT s;
 SELECT so_size(so_put('s3', 'tx/undone.txt', 'undone'));
 ROLLBACK TO SAVEPOINT s;
 COMMIT;
+SELECT so_wait_for_worker('1 minute') AS settled;
 SELECT so_exists('{"backend": "s3", "filename": "tx/kept.txt"}') AS kept,
        so_exists('{"backend": "s3", "filename": "tx/undone.txt"}') AS undone;
 BEGIN;
@@ -70,6 +73,7 @@ BEGIN;
 SELECT so_delete(so_stat('s3', 'tx/kept.txt'));
 SELECT so_exists('{"backend": "s3", "filename": "tx/kept.txt"}') AS before_commit;
 COMMIT;
+SELECT so_wait_for_worker('1 minute') AS settled;
 SELECT so_exists('{"backend": "s3", "filename": "tx/kept.txt"}') AS after_commit;
 BEGIN;
 SELECT so_size(so_put('s3', 'tx/prepared.txt', 'x'));

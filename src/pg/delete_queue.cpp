@@ -5,6 +5,7 @@
 #include "core/error.hpp"
 #include "core/object_meta.hpp"
 #include "pg/guard.hpp"
+#include "pg/object_locks.hpp"
 #include "pg/object_datum.hpp"
 #include "pg/pinned_sql.hpp"
 #include "pg/registry.hpp"
@@ -17,6 +18,7 @@ extern "C" {
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
+#include "utils/snapmgr.h"
 }
 
 namespace so::pg {
@@ -51,7 +53,15 @@ SPIPlanPtr prepared(KeptPlan &kept, const char *sql_template, int nargs, Oid *ar
     return plan;
 }
 
-KeptPlan insert_plan, select_plan, delete_plan, retry_plan, due_plan;
+KeptPlan insert_plan, select_plan, delete_plan, retry_plan, due_plan, find_plan, postpone_plan;
+
+// Whether two values name the same version: every field both know agrees.
+bool same_version(const PackedView &a, const PackedView &b) {
+    if (a.has_etag && b.has_etag && a.etag != b.etag) return false;
+    if (a.has_size && b.has_size && a.size != b.size) return false;
+    if (a.has_last_modified && b.has_last_modified && a.last_modified != b.last_modified) return false;
+    return true;
+}
 
 enum class Result { Deleted, Gone, Changed, Failed };
 
@@ -114,6 +124,30 @@ void queue_delete(const char *backend, const char *key, const char *etag, const 
     queue_delete(object);
 }
 
+bool delete_queued_for(Datum object) {
+    bool found = false;
+    registry_ensure_loaded();
+    PackedView wanted = object_view(object);
+    as_extension_owner([&] {
+        SPI_connect();
+        Oid argtypes[1] = {stored_object_type_oid()};
+        SPIPlanPtr find = prepared(find_plan,
+                                   "SELECT q.object FROM %1$s.so_delete_queue AS q WHERE q.object OPERATOR(%1$s.=) $1",
+                                   1, argtypes);
+        Datum args[1] = {object};
+        if (SPI_execute_snapshot(find, args, nullptr, GetLatestSnapshot(), InvalidSnapshot, true, false, 0) !=
+            SPI_OK_SELECT)
+            elog(ERROR, "could not read the delete queue");
+        for (uint64 i = 0; i < SPI_processed && !found; ++i) {
+            bool isnull;
+            Datum queued = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
+            found = same_version(object_view(queued), wanted);
+        }
+        SPI_finish();
+    });
+    return found;
+}
+
 QueueCounts process_queued_deletes(int64 max_rows, bool due_only, int64 *after_id, bool *more) {
     QueueCounts counts;
     *more = false;
@@ -146,6 +180,10 @@ QueueCounts process_queued_deletes(int64 max_rows, bool due_only, int64 *after_i
                                     "last_error = $2, next_attempt_at = pg_catalog.now() OPERATOR(pg_catalog.+) "
                                     "pg_catalog.make_interval(secs => $3) WHERE id OPERATOR(pg_catalog.=) $1",
                                     3, retry_types);
+        SPIPlanPtr postpone = prepared(postpone_plan,
+                                       "UPDATE %s.so_delete_queue SET next_attempt_at = pg_catalog.now() "
+                                       "OPERATOR(pg_catalog.+) '1 second' WHERE id OPERATOR(pg_catalog.=) $1",
+                                       1, delete_types);
         for (uint64 i = 0; i < count; ++i) {
             CHECK_FOR_INTERRUPTS();
             bool isnull;
@@ -157,7 +195,17 @@ QueueCounts process_queued_deletes(int64 max_rows, bool due_only, int64 *after_i
             *after_id = DatumGetInt64(id);
             // Our own transaction's deletes wait for its commit.
             if (TransactionIdIsCurrentTransactionId(xmin)) continue;
-            Attempt attempt = attempt_removal(object_view(object));
+            // A transaction is storing a copy of the object: it will find
+            // this row and fail. Try again in a moment, not now.
+            PackedView view = object_view(object);
+            if (!lock_reference(view.backend, view.filename, view.version_id, view.has_version_id, ExclusiveLock,
+                                false)) {
+                Datum postpone_args[1] = {id};
+                if (SPI_execute_plan(postpone, postpone_args, nullptr, false, 0) != SPI_OK_UPDATE)
+                    elog(ERROR, "could not postpone a queued delete");
+                continue;
+            }
+            Attempt attempt = attempt_removal(view);
             if (attempt.result == Result::Failed) {
                 Datum retry_args[3] = {id, CStringGetTextDatum(attempt.error ? attempt.error : "out of memory"),
                                        Float8GetDatum(retry_delay_seconds(attempts))};
@@ -187,7 +235,10 @@ double seconds_until_next_due() {
                                   "SELECT pg_catalog.date_part('epoch', pg_catalog.min(next_attempt_at) "
                                   "OPERATOR(pg_catalog.-) pg_catalog.clock_timestamp()) FROM %s.so_delete_queue",
                                   0, nullptr);
-        if (SPI_execute_plan(due, nullptr, nullptr, true, 1) != SPI_OK_SELECT) elog(ERROR, "could not read the delete queue");
+        // The latest snapshot: a caller that waits for the worker asks again and again in one statement.
+        if (SPI_execute_snapshot(due, nullptr, nullptr, GetLatestSnapshot(), InvalidSnapshot, true, false, 1) !=
+            SPI_OK_SELECT)
+            elog(ERROR, "could not read the delete queue");
         bool isnull;
         Datum d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
         if (!isnull) seconds = std::max(0.0, DatumGetFloat8(d));

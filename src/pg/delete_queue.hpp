@@ -21,6 +21,10 @@ void queue_delete(Datum object);
 // Same, for an object given by its parts (no datum at hand).
 void queue_delete(const char *backend, const char *key, const char *etag, const char *version_id);
 
+// Whether a committed delete of this version of the object waits in the
+// queue (the latest snapshot). C side.
+bool delete_queued_for(Datum object);
+
 struct QueueCounts {
     int64 deleted = 0, already_gone = 0, kept = 0, failed = 0;
 };
@@ -35,7 +39,7 @@ struct QueueCounts {
 QueueCounts process_queued_deletes(int64 max_rows, bool due_only, int64 *after_id, bool *more);
 
 // Seconds until the earliest queued row is due (0 when one is due now),
-// or -1 when the queue is empty. C side.
+// or -1 when the queue is empty, as of the latest snapshot. C side.
 double seconds_until_next_due();
 
 // Whether this transaction queued a delete (so its commit must wake the

@@ -20,8 +20,10 @@
 // C++ containers, because nearly every call here can raise an error.
 #include "core/error.hpp"
 #include "pg/access.hpp"
+#include "pg/delete_queue.hpp"
 #include "pg/guard.hpp"
 #include "pg/managed_columns.hpp"
+#include "pg/object_locks.hpp"
 #include "pg/object_datum.hpp"
 #include "pg/pinned_sql.hpp"
 #include "pg/registry.hpp"
@@ -82,12 +84,28 @@ Rights rights_on(const so::PackedView &view, Oid table_owner) {
     });
 }
 
-// A value entering a managed column: may the writing role use it?
+// A value entering a managed column: may the writing role use it? And, for
+// an object that exists already, is it not being deleted? The reference
+// lock makes a concurrent commit that finds the object unreferenced wait
+// for this transaction (and then see its row), or this transaction wait
+// for that commit (and then see its queued delete).
 void admit(Datum object, Relation rel, const char *column) {
     so::PackedView view = so::pg::object_view(object);
     if (so::pg::written_or_released_here(view.backend, view.filename)) return;
-    if (rights_on(view, rel->rd_rel->relowner).user & so::pg::kWritePrivilege) return;
-    if (so::pg::visible_through_rows(object, view, so::pg::kReadPrivilege)) return;
+    bool allowed = (rights_on(view, rel->rd_rel->relowner).user & so::pg::kWritePrivilege) ||
+                   so::pg::visible_through_rows(object, view, so::pg::kReadPrivilege);
+    if (allowed) {
+        so::pg::lock_reference(view.backend, view.filename, view.version_id, view.has_version_id, ShareLock, true);
+        if (so::pg::delete_queued_for(object))
+            ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+                            errmsg("a value of storage backend \"%.*s\" in column \"%s\" of relation \"%s\" names an "
+                                   "object a committed transaction deletes",
+                                   static_cast<int>(view.backend.size()), view.backend.data(), column,
+                                   RelationGetRelationName(rel)),
+                            errdetail("Its last reference was removed and committed while this transaction was "
+                                      "storing it.")));
+        return;
+    }
     ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
                     errmsg("permission denied to store a value of storage backend \"%.*s\" in column \"%s\" of "
                            "relation \"%s\"",
@@ -170,8 +188,6 @@ Datum so_manage(PG_FUNCTION_ARGS) {
     if (!TRIGGER_FIRED_AFTER(trigdata->tg_event)) misuse("so_manage() must be fired AFTER the change");
     bool is_delete = TRIGGER_FIRED_BY_DELETE(trigdata->tg_event);
     bool is_insert = TRIGGER_FIRED_BY_INSERT(trigdata->tg_event);
-    if (!is_delete && !is_insert && !TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
-        misuse("so_manage() must be fired by INSERT, UPDATE or DELETE");
     Trigger *trigger = trigdata->tg_trigger;
     if (trigger->tgnargs < 1) misuse("so_manage() needs the names of the columns it manages as arguments");
 

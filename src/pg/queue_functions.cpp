@@ -1,5 +1,6 @@
 // so_process_pending(): the worker's work, by hand (from cron, or where
-// the library is not preloaded).
+// the library is not preloaded). so_wait_for_worker(): waits until the
+// worker has caught up.
 #include "pg/access.hpp"
 #include "pg/delete_queue.hpp"
 #include "pg/worker.hpp"
@@ -8,6 +9,9 @@ extern "C" {
 #include "access/htup_details.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "pgstat.h"
+#include "storage/latch.h"
+#include "utils/timestamp.h"
 }
 
 extern "C" {
@@ -38,6 +42,26 @@ Datum so_process_pending(PG_FUNCTION_ARGS) {
                        Int64GetDatum(total.failed)};
     bool nulls[4] = {false, false, false, false};
     PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(desc), values, nulls)));
+}
+
+// so_wait_for_worker(timeout): true once the worker has carried out every
+// committed delete that is due and every undo handed to it (failed ones
+// wait for their retry time and do not count); false after timeout, or at
+// once when there is no worker. Call it after COMMIT: a test, a script
+// before a backup, an application that wants its storage settled.
+PG_FUNCTION_INFO_V1(so_wait_for_worker);
+Datum so_wait_for_worker(PG_FUNCTION_ARGS) {
+    Interval *timeout = PG_GETARG_INTERVAL_P(0);
+    if (!so::pg::worker_available()) PG_RETURN_BOOL(false);
+    int64 wait_us = timeout->time + (static_cast<int64>(timeout->day) + timeout->month * 30LL) * USECS_PER_DAY;
+    TimestampTz deadline = GetCurrentTimestamp() + wait_us;
+    for (;;) {
+        if (so::pg::worker_idle_here() && so::pg::seconds_until_next_due() != 0) PG_RETURN_BOOL(true);
+        if (GetCurrentTimestamp() >= deadline) PG_RETURN_BOOL(false);
+        (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 10, PG_WAIT_EXTENSION);
+        ResetLatch(MyLatch);
+        CHECK_FOR_INTERRUPTS();
+    }
 }
 
 }  // extern "C"

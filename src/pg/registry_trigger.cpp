@@ -148,7 +148,10 @@ Datum so_backends_trigger(PG_FUNCTION_ARGS) {
         ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
                         errmsg("permission denied to %s storage backend \"%s\"", action, row.shown_key),
                         errdetail("Only superusers may configure %s.", superuser_only),
-                        errhint("A superuser may allow internal networks with stored_object.allowed_internal_networks.")));
+                        strstr(superuser_only, "internal address")
+                            ? errhint("A superuser may allow internal networks with "
+                                      "stored_object.allowed_internal_networks.")
+                            : 0));
 
     Datum new_options = DirectFunctionCall1(jsonb_in, CStringGetDatum(options));
     bool nulls[2] = {false, false};

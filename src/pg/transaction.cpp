@@ -9,6 +9,8 @@
 #include "pg/delete_queue.hpp"
 #include "pg/guard.hpp"
 #include "pg/managed_columns.hpp"
+#include "pg/object_datum.hpp"
+#include "pg/object_locks.hpp"
 #include "pg/pinned_sql.hpp"
 #include "pg/registry.hpp"
 #include "pg/settings.hpp"
@@ -143,17 +145,6 @@ void undo(Action &a) noexcept {
     }
 }
 
-// Overwrites of one key take turns: from promotion to the end of the
-// transaction, so an abort's restore can never meet another commit's
-// version. C side (may ereport: deadlock, cancel).
-void lock_key(const std::string &identity) {
-    uint64 h = hash_bytes_extended(reinterpret_cast<const unsigned char *>(identity.data()),
-                                   static_cast<int>(identity.size()), 0x534f);
-    LOCKTAG tag;
-    SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, static_cast<uint32>(h >> 32), static_cast<uint32>(h), 0x534f);
-    (void)LockAcquire(&tag, ExclusiveLock, false, false);
-}
-
 // Whether a managed row references the object at commit: as the owner of
 // the extension (every row counts), with the latest snapshot plus this
 // transaction's own changes. C side.
@@ -170,30 +161,45 @@ bool referenced_at_commit(Datum object) {
     return found;
 }
 
-// Objects that left managed rows: queued for deletion unless still
-// referenced now that every statement of the transaction has run. C side.
-void resolve_released() {
-    auto &list = actions();
-    size_t n = list.size();
-    for (size_t i = 0; i < n; ++i) {
-        if (list[i].kind != Action::Kind::Released) continue;
-        bool seen = false;
-        for (size_t j = 0; j < i && !seen; ++j)
-            seen = list[j].kind == Action::Kind::Released && list[j].packed == list[i].packed;
-        if (seen) continue;
-        size_t size = list[i].packed.size();
-        auto *value = static_cast<struct varlena *>(palloc(VARHDRSZ + size));
-        SET_VARSIZE(value, VARHDRSZ + size);
-        memcpy(VARDATA(value), list[i].packed.data(), size);
-        Datum object = PointerGetDatum(value);
-        if (!referenced_at_commit(object)) queue_delete(object);
-    }
-}
-
-int compare_staged(const void *a, const void *b) {
+int compare_actions(const void *a, const void *b) {
     const Action &x = actions()[*static_cast<const int *>(a)];
     const Action &y = actions()[*static_cast<const int *>(b)];
-    return x.identity.compare(y.identity);
+    int c = x.identity.compare(y.identity);
+    return c != 0 ? c : x.packed.compare(y.packed);
+}
+
+// The indexes of the actions of a kind, sorted by object (so two
+// transactions take the locks below in the same order). C side.
+int *sorted_actions(Action::Kind kind, int *count) {
+    auto &list = actions();
+    int *order = static_cast<int *>(palloc(sizeof(int) * (list.size() + 1)));
+    int n = 0;
+    for (size_t i = 0; i < list.size(); ++i)
+        if (list[i].kind == kind && !list[i].promoted) order[n++] = static_cast<int>(i);
+    qsort(order, static_cast<size_t>(n), sizeof(int), compare_actions);
+    *count = n;
+    return order;
+}
+
+// Objects that left managed rows: queued for deletion unless still
+// referenced now that every statement of the transaction has run. The
+// reference lock waits for transactions storing a copy of the object, so
+// their rows count too. C side.
+void resolve_released() {
+    int n;
+    int *order = sorted_actions(Action::Kind::Released, &n);
+    for (int k = 0; k < n; ++k) {
+        const Action &a = actions()[order[k]];
+        if (k > 0 && a.packed == actions()[order[k - 1]].packed) continue;
+        size_t size = a.packed.size();
+        auto *value = static_cast<struct varlena *>(palloc(VARHDRSZ + size));
+        SET_VARSIZE(value, VARHDRSZ + size);
+        memcpy(VARDATA(value), a.packed.data(), size);
+        Datum object = PointerGetDatum(value);
+        PackedView view = object_view(object);
+        lock_reference(view.backend, view.filename, view.version_id, view.has_version_id, ExclusiveLock, true);
+        if (!referenced_at_commit(object)) queue_delete(object);
+    }
 }
 
 #ifdef SO_TEST_HOOKS
@@ -212,16 +218,12 @@ void test_pause_after_promote() {
 // transactions overwriting the same keys wait for each other, never
 // deadlock). C side.
 void promote_staged() {
-    auto &list = actions();
-    int *order = static_cast<int *>(palloc(sizeof(int) * (list.size() + 1)));
-    int n = 0;
-    for (size_t i = 0; i < list.size(); ++i)
-        if (list[i].kind == Action::Kind::Staged && !list[i].promoted) order[n++] = static_cast<int>(i);
+    int n;
+    int *order = sorted_actions(Action::Kind::Staged, &n);
     if (n == 0) return;
-    qsort(order, static_cast<size_t>(n), sizeof(int), compare_staged);
     const char *tag = transaction_tag();
     for (int k = 0; k < n; ++k) {
-        lock_key(actions()[order[k]].identity);
+        lock_for_overwrite(actions()[order[k]].store->backend_key(), actions()[order[k]].meta.filename);
         bool network = guard([&] {
             Action &a = actions()[order[k]];
             a.backup = a.store->promote(a.meta.filename, a.handle, tag);

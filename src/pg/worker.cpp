@@ -1,5 +1,6 @@
 #include "pg/worker.hpp"
 
+#include <algorithm>
 #include <cstring>
 
 #include "core/error.hpp"
@@ -217,6 +218,16 @@ bool hand_undo_to_worker(std::string_view backend, std::string_view key, std::st
     return taken;
 }
 
+bool worker_idle_here() {
+    if (!shared) return true;
+    SpinLockAcquire(&shared->mutex);
+    DatabaseSlot *slot = slot_for(MyDatabaseId, false);
+    bool idle = !slot || (!slot->wake && !slot->running);
+    for (const auto &item : shared->undo) idle = idle && item.database != MyDatabaseId;
+    SpinLockRelease(&shared->mutex);
+    return idle;
+}
+
 void warn_once_without_worker() {
     static bool warned = false;
     if (shared || warned) return;
@@ -262,7 +273,8 @@ void so_database_worker_main(Datum arg) {
         bool more = false;
         int64 after_id = 0;
         process_queued_deletes(kBatch, true, &after_id, &more);
-        double next = more ? 0 : seconds_until_next_due();
+        // The launcher looks again within the hour whatever the queue says.
+        double next = more ? 0 : std::min(seconds_until_next_due(), 3600.0);
         PopActiveSnapshot();
         CommitTransactionCommand();
         pgstat_report_activity(STATE_IDLE, nullptr);

@@ -43,6 +43,10 @@ bool hand_undo_to_worker(std::string_view backend, std::string_view key, std::st
 // carry them out. C side.
 void warn_once_without_worker();
 
+// Whether the worker has nothing left to do now in this database: no
+// wake-up pending, no worker running, no undo handed over. C side.
+bool worker_idle_here();
+
 // Runs the undo work handed to the worker for this database: what the
 // worker does, also reachable from so_process_pending(). C side.
 void run_handed_undos();

@@ -51,7 +51,9 @@ TEST(Registry, OrdinaryRoleCannotRegisterOrReadTheSigningSecret) {
         // What the role can see never holds the secret.
         std::string listing = user.value("SELECT string_agg(t::text, ' ') FROM so_backend_info t");
         EXPECT_EQ(listing.find(secret), std::string::npos);
-        // It can still use the backend through the functions.
+        // It uses the backend through the functions once granted.
+        EXPECT_EQ(user.sqlstate("SELECT so_put('" + key + "', 'user.txt', 'x')"), "42501");
+        admin.exec("SELECT so_grant('" + key + "', 'read, write', 'so_it_user')");
         EXPECT_EQ(user.sqlstate("SELECT so_put('" + key + "', 'user.txt', 'x')"), "");
         std::string url = user.value("SELECT so_sign(so_stat('" + key + "', 'user.txt'))");
         EXPECT_EQ(url.find(secret), std::string::npos);
@@ -59,5 +61,6 @@ TEST(Registry, OrdinaryRoleCannotRegisterOrReadTheSigningSecret) {
         user.sqlstate("SELECT so_sign(so_stat('" + key + "', 'user.txt'), download_as => 'x')");
         EXPECT_EQ(user.last_error().find(secret), std::string::npos);
     }
+    admin.exec("SELECT so_unregister_backend('" + key + "')");
     admin.exec("DROP ROLE so_it_user");
 }

@@ -89,6 +89,10 @@ private:
     std::string last_error_;
 };
 
+// Waits until the background worker has carried out what committed
+// transactions left it (deletes, undos), as so_wait_for_worker() tells.
+inline void wait_for_worker(Session &s) { ASSERT_EQ(s.value("SELECT so_wait_for_worker('1 minute')"), "t"); }
+
 // A directory under SO_TEST_TMPDIR for one test's backend.
 inline std::string backend_root(const std::string &name) { return env("SO_TEST_TMPDIR") + "/it-" + name; }
 

@@ -268,6 +268,12 @@ class Fixture:
     def value(self, query, args=None, conn=None):
         return self.sql(query, args, conn)[0][0]
 
+    def wait_for_worker(self):
+        """Waits until the background worker has carried out what committed
+        and aborted transactions left it (deletes after commit, the undo of
+        aborted writes)."""
+        assert self.value("SELECT so_wait_for_worker('1 minute')"), "the worker did not catch up in a minute"
+
     def register(self, key, subprefix, conn=None, **options):
         """Registers an S3 backend on s3://test-bucket/<prefix>/<subprefix>
         with the fixture's endpoint and credentials (overridable by options;

@@ -79,9 +79,11 @@ class TxBase(s3support.SqlAssertions, unittest.TestCase):
         return FX.get_bytes(self.s3key(key))
 
     def staged(self):
+        FX.wait_for_worker()  # it removes what overwrites staged
         return FX.list_keys("tx/.so-staging/")
 
     def assertGone(self, key):
+        FX.wait_for_worker()  # deletes after commit, undos after an abort
         self.assertIsNone(FX.head(self.s3key(key)), "%s should not exist in the bucket" % key)
 
 

@@ -92,7 +92,7 @@ TEST(BackendConfig, S3Options) {
     EXPECT_EQ(error_of("s3://bucket", R"({"access_key_id":"AK"})"),
               "options \"access_key_id\" and \"secret_access_key\" must be given together");
     EXPECT_EQ(error_of("s3://bucket", R"({"credentials":"env","access_key_id":"AK","secret_access_key":"S"})"),
-              "option \"credentials\": \"env\" excludes access_key_id, secret_access_key and session_token");
+              "option \"credentials\" excludes access_key_id, secret_access_key and session_token");
     EXPECT_EQ(error_of("s3://bucket", R"({"part_size":1024})"),
               "option \"part_size\" must be a whole number from 5242880 to 5368709120");
     EXPECT_EQ(error_of("s3://bucket", R"({"path_style":"yes"})"),
