@@ -14,9 +14,10 @@
 --     extension runs pins its search_path.
 --
 -- Existing backends stay usable by every role, as in 0.2.0: read, write
--- and delete are granted to PUBLIC, and a NOTICE says how to tighten. A
--- fresh install (which runs this script too, on an empty registry) grants
--- nothing to PUBLIC.
+-- and delete are granted to PUBLIC, and a WARNING says how to tighten (a
+-- NOTICE would never reach the user: extension scripts run with
+-- client_min_messages at WARNING at least). A fresh install (which runs
+-- this script too, on an empty registry) grants nothing to PUBLIC.
 
 \echo Use "ALTER EXTENSION stored_object UPDATE TO '0.3.0'" to load this file. \quit
 
@@ -39,9 +40,11 @@ BEGIN
       FROM @extschema@.so_backends AS b;
     UPDATE @extschema@.so_backends
        SET owner = CURRENT_USER::regrole,
-           acl = ARRAY[('=rwd/' OPERATOR(pg_catalog.||) CURRENT_USER::regrole::text)::aclitem];
+           acl = ARRAY[(CURRENT_USER::regrole::text OPERATOR(pg_catalog.||) '=rwd/'
+                        OPERATOR(pg_catalog.||) CURRENT_USER::regrole::text)::aclitem,
+                       ('=rwd/' OPERATOR(pg_catalog.||) CURRENT_USER::regrole::text)::aclitem];
     IF keys IS NOT NULL THEN
-        RAISE NOTICE 'stored_object 0.3.0: the existing storage backends % stay usable by every role: read, write and delete were granted to PUBLIC', keys
+        RAISE WARNING 'stored_object 0.3.0: the existing storage backends % stay usable by every role: read, write and delete were granted to PUBLIC', keys
             USING HINT = 'To restrict a backend: SELECT so_revoke(''key'', ''all'', ''PUBLIC''); then so_grant(''key'', ''read, write, delete'', ''role'') to the roles that need it.';
     END IF;
 END
@@ -152,10 +155,11 @@ BEGIN
         PERFORM @extschema@.so_revoke_admin('stored_object_admin');
         REVOKE EXECUTE ON FUNCTION @extschema@.so_register_backend(text, text, jsonb),
                                    @extschema@.so_alter_backend(text, text, jsonb),
-                                   @extschema@.so_unregister_backend(text) FROM stored_object_admin;
+                                   @extschema@.so_unregister_backend(text),
+                                   @extschema@.so_orphans(text, text, interval) FROM stored_object_admin;
     ELSE
         PERFORM @extschema@.so_grant_admin('stored_object_admin', false);
-        RAISE NOTICE 'stored_object 0.3.0: stored_object_admin has members and stays a storage administrator of this database'
+        RAISE WARNING 'stored_object 0.3.0: stored_object_admin has members and stays a storage administrator of this database'
             USING HINT = 'Storage administration is per database now: SELECT so_grant_admin(''role''); then REVOKE the membership in stored_object_admin.';
     END IF;
 END
@@ -280,13 +284,21 @@ DECLARE
     index_oid regclass;
 BEGIN
     FOR index_oid IN
-        SELECT DISTINCT i.indexrelid::regclass
+        -- A hash index stores hash codes: find its stored_object keys through
+        -- its operator classes, and stored_object[] keys (array_ops hashes
+        -- each element with so_hash) through the table's columns.
+        SELECT i.indexrelid::regclass
           FROM pg_catalog.pg_index AS i
           JOIN pg_catalog.pg_class AS c ON c.oid OPERATOR(pg_catalog.=) i.indexrelid
           JOIN pg_catalog.pg_am AS am ON am.oid OPERATOR(pg_catalog.=) c.relam
-          JOIN pg_catalog.pg_attribute AS a ON a.attrelid OPERATOR(pg_catalog.=) i.indexrelid
          WHERE am.amname OPERATOR(pg_catalog.=) 'hash'
-           AND @extschema@.so_column_kind(a.atttypid) IS NOT NULL
+           AND (EXISTS (SELECT FROM pg_catalog.pg_opclass AS o
+                         WHERE o.oid OPERATOR(pg_catalog.=) ANY (i.indclass::pg_catalog.oid[])
+                           AND o.opcintype OPERATOR(pg_catalog.=) '@extschema@.stored_object'::regtype)
+                OR EXISTS (SELECT FROM pg_catalog.pg_attribute AS a
+                            WHERE a.attrelid OPERATOR(pg_catalog.=) i.indrelid
+                              AND a.attnum OPERATOR(pg_catalog.=) ANY (i.indkey::pg_catalog.int2[])
+                              AND @extschema@.so_column_kind(a.atttypid) IS NOT NULL))
     LOOP
         EXECUTE pg_catalog.format('REINDEX INDEX %s', index_oid);
     END LOOP;
@@ -305,7 +317,7 @@ BEGIN
      WHERE t.tgfoid OPERATOR(pg_catalog.=) '@extschema@.so_manage()'::regprocedure
        AND (t.tgtype::integer OPERATOR(pg_catalog.&) 4) OPERATOR(pg_catalog.=) 0;
     IF tables IS NOT NULL THEN
-        RAISE NOTICE 'stored_object 0.3.0: the so_manage triggers of % do not check INSERTs', tables
+        RAISE WARNING 'stored_object 0.3.0: the so_manage triggers of % do not check INSERTs', tables
             USING HINT = 'Run so_manage_column(table, column) again for each managed column: rows then pass their table owner''s read privilege on to the roles that may read them.';
     END IF;
 END

@@ -7,7 +7,7 @@ packages=(
     build-essential cmake pkg-config
     postgresql-15 postgresql-server-dev-15 postgresql-contrib
     libcurl4-openssl-dev libssl-dev libpqxx-dev libgtest-dev
-    media-types nginx curl
+    media-types nginx curl pgbouncer
     python3 python3-boto3 python3-psycopg2 awscli
 )
 command -v node >/dev/null 2>&1 || packages+=(nodejs)

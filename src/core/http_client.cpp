@@ -109,6 +109,7 @@ struct Client::Transfer {
     std::exception_ptr failure;  // thrown by body_destination; rethrown after curl returns
     curl_slist *header_list = nullptr;
     size_t header_bytes = 0;
+    bool stopped_after_headers = false;  // a HEAD answered with an error: see header_line
     char error_buffer[CURL_ERROR_SIZE] = {};
 
     ~Transfer() { curl_slist_free_all(header_list); }
@@ -146,6 +147,21 @@ struct Client::Transfer {
             return 0;  // makes curl stop
         }
         if (line.substr(0, 5) == "HTTP/") return size * count;
+        if (line == "\r\n" || line == "\n") {
+            // End of the headers. After a HEAD answered with a server error
+            // the server (or a proxy) may send a body anyway, which the next
+            // request on the connection would read as its answer: stopping
+            // here makes curl close the connection; the response is complete
+            // all the same. (A 404 keeps its connection: so_exists of missing
+            // objects must not pay a new TLS handshake each.)
+            long status = 0;
+            curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
+            if (t->request.method == "HEAD" && status >= 500) {
+                t->stopped_after_headers = true;
+                return 0;
+            }
+            return size * count;
+        }
         if (size_t colon = line.find(':'); colon != std::string_view::npos) {
             try {
                 t->outcome.response.headers.emplace_back(lowercase(std::string(line.substr(0, colon))),
@@ -249,6 +265,10 @@ void Client::setup(void *handle, Transfer &t) {
     long request_ms = r.timeout_ms > 0 ? std::min(r.timeout_ms, timeouts_.request_ms) : timeouts_.request_ms;
     curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, r.ignore_interrupts ? std::min(request_ms, kCleanupTimeoutMs) : request_ms);
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, t.error_buffer);
+    if (fresh_connection_next_) {
+        curl_easy_setopt(h, CURLOPT_FRESH_CONNECT, 1L);
+        fresh_connection_next_ = false;
+    }
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, &Transfer::header_line);
     curl_easy_setopt(h, CURLOPT_HEADERDATA, &t);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &Transfer::write_body);
@@ -330,12 +350,19 @@ std::vector<Outcome> Client::perform_as_ready(size_t count, int max_parallel,
                 long connects = 0;
                 curl_easy_getinfo(h, CURLINFO_NUM_CONNECTS, &connects);
                 connections_opened_ += connects;
-                if (code == CURLE_OK) {
+                if (code == CURLE_OK || (t.stopped_after_headers && !t.failure)) {
                     t.outcome.transport_ok = true;
                     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &t.outcome.response.status);
+                    if (t.outcome.response.status >= 500) fresh_connection_next_ = true;
                 } else {
                     t.outcome.retryable = retryable_code(code);
-                    t.outcome.error = t.error_buffer[0] ? t.error_buffer : curl_easy_strerror(code);
+                    fresh_connection_next_ = true;
+                    if (code == CURLE_OUT_OF_MEMORY)
+                        // libcurl's word for a header line over its 100 KiB limit, too.
+                        t.outcome.error = "the response could not be held: a header line over libcurl's limit of "
+                                          "100 KiB, or no memory left";
+                    else
+                        t.outcome.error = t.error_buffer[0] ? t.error_buffer : curl_easy_strerror(code);
                 }
                 curl_multi_remove_handle(multi, h);
                 running.erase(h);

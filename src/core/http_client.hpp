@@ -105,6 +105,9 @@ private:
     Timeouts timeouts_;
     bool restricted_ = false;
     long connections_opened_ = 0;
+    // After a failed exchange the connection may hold what the server sent
+    // beyond the response (a body after HEAD): the next request opens a new one.
+    bool fresh_connection_next_ = false;
 
     void *take_handle();
     void setup(void *handle, Transfer &transfer);

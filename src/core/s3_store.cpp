@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <ctime>
 #include <random>
+#include <set>
 
 #include "core/aws_credentials.hpp"
 #include "core/crypto.hpp"
@@ -25,6 +26,7 @@ constexpr const char *kStagingPrefix = ".so-staging/";
 constexpr long kMaxBackoffMs = 5000;
 // One ListObjectsV2 page: 1,000 keys of up to 1 KiB, with their XML.
 constexpr size_t kMaxListingPage = 8 << 20;
+constexpr int kMaxEmptyListingPages = 1000;
 
 std::string strip_quotes(const std::string *etag) {
     if (!etag) return "";
@@ -247,9 +249,17 @@ http::Response S3Store::execute(const Call &call) {
 }
 
 void S3Store::fail(const http::Response &response, const std::string &what, const std::string &key) const {
-    std::string code = s3xml::text(response.body, "Code");
-    std::string message = s3xml::text(response.body, "Message");
-    std::string request_id = s3xml::text(response.body, "RequestId");
+    std::string code, message, request_id;
+    try {
+        code = s3xml::text(response.body, "Code");
+        message = s3xml::text(response.body, "Message");
+        request_id = s3xml::text(response.body, "RequestId");
+    } catch (const Error &) {
+        // Not an S3 error document (a proxy's page, or garbage): the status says enough.
+        code.clear();
+        message.clear();
+        request_id.clear();
+    }
     if (request_id.empty())
         if (const auto *h = response.header("x-amz-request-id")) request_id = *h;
     if (response.status == 404 && (code.empty() || code == "NoSuchKey")) throw_not_found(backend_key_, key);
@@ -734,6 +744,10 @@ void S3Store::sign(std::string_view key, const SignRequest &request, std::string
 
 void S3Store::list(const std::string &prefix, const std::function<void(const ListedObject &)> &each) {
     std::string token;
+    // A server that hands back a token it gave before, or pages that never
+    // end without listing anything, would keep us here for ever.
+    std::set<std::string> seen_tokens;
+    int empty_pages = 0;
     for (;;) {
         Call call;
         call.query = {{"list-type", "2"}, {"prefix", config_.prefix + prefix}};
@@ -741,10 +755,16 @@ void S3Store::list(const std::string &prefix, const std::function<void(const Lis
         if (!token.empty()) call.query.emplace_back("continuation-token", token);
         http::Response response = execute(call);
         if (response.status != 200) fail(response, "list", prefix);
+        bool listed_any = false;
         for (std::string_view entry : s3xml::blocks(response.body, "Contents")) {
             throw_if_interrupted();
+            listed_any = true;
             ListedObject item;
-            item.key = s3xml::text(entry, "Key").substr(config_.prefix.size());
+            std::string full = s3xml::text(entry, "Key");
+            if (full.compare(0, config_.prefix.size(), config_.prefix) != 0)
+                throw Error(ErrorKind::Io, "the storage server listed " + quoted(full) + ", outside the prefix " +
+                                               quoted(config_.prefix) + " of backend " + quoted(backend_key_));
+            item.key = full.substr(config_.prefix.size());
             item.size = std::strtoull(s3xml::text(entry, "Size").c_str(), nullptr, 10);
             item.last_modified = parse_iso8601(s3xml::text(entry, "LastModified"));
             std::string etag = s3xml::text(entry, "ETag");
@@ -754,6 +774,13 @@ void S3Store::list(const std::string &prefix, const std::function<void(const Lis
         if (s3xml::text(response.body, "IsTruncated") != "true") break;
         token = s3xml::text(response.body, "NextContinuationToken");
         if (token.empty()) break;
+        empty_pages = listed_any ? 0 : empty_pages + 1;
+        if (!seen_tokens.insert(token).second || empty_pages > kMaxEmptyListingPages)
+            throw Error(ErrorKind::Io, "the storage server of backend " + quoted(backend_key_) +
+                                           " sent a listing that does not end",
+                        empty_pages > kMaxEmptyListingPages
+                            ? std::to_string(empty_pages) + " pages in a row listed nothing"
+                            : "it handed back a continuation token it had sent before");
     }
 }
 

@@ -16,6 +16,7 @@ namespace {
 emit_log_hook_type previous_hook = nullptr;
 LocalTransactionId registry_written_in = InvalidLocalTransactionId;
 constexpr const char *kHidden = "[statement hidden: it writes the storage backend registry]";
+constexpr const char *kDetailsHidden = "Details hidden: the statement writes the storage backend registry.";
 
 bool names_registry(const char *query) {
     if (!query) return false;
@@ -52,10 +53,22 @@ void filter(ErrorData *edata) {
     bool registry = (MyProc && registry_written_in != InvalidLocalTransactionId &&
                      registry_written_in == MyProc->lxid) ||
                     names_registry(debug_query_string);
+    // PostgreSQL's own errors in such a statement (a jsonb literal that
+    // does not parse, a NOT NULL violation's "Failing row contains") quote
+    // the options in their detail and context: the client does not get
+    // those either, as its logs are often kept less carefully than the
+    // server's. The extension's own messages (from .cpp files) never hold
+    // a secret and keep theirs.
+    size_t name_len = edata->filename ? strlen(edata->filename) : 0;
+    bool ours = name_len > 4 && strcmp(edata->filename + name_len - 4, ".cpp") == 0;
+    if (registry && !ours && edata->output_to_client) {
+        if (edata->detail) edata->detail = pstrdup(kDetailsHidden);
+        edata->context = nullptr;
+    }
     if (registry && edata->output_to_server) {
         edata->hide_stmt = true;
         edata->hide_ctx = true;
-        if (edata->detail) edata->detail_log = pstrdup("Details hidden from the log: the statement writes the storage backend registry.");
+        if (edata->detail) edata->detail_log = pstrdup(kDetailsHidden);
         if (edata->message && debug_query_string) {
             if (char *message = without_statement(edata->message, debug_query_string)) edata->message = message;
         }

@@ -7,6 +7,7 @@
 
 extern "C" {
 #include "access/htup_details.h"
+#include "access/xlog.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -47,14 +48,18 @@ Datum so_process_pending(PG_FUNCTION_ARGS) {
 // so_wait_for_worker(timeout): true once the worker has carried out every
 // committed delete that is due and every undo handed to it (failed ones
 // wait for their retry time and do not count); false after timeout, or at
-// once when there is no worker. Call it after COMMIT: a test, a script
-// before a backup, an application that wants its storage settled.
+// once when there is no worker (not preloaded, or a standby). Call it after
+// COMMIT: a test, a script before a backup, an application that wants its
+// storage settled.
 PG_FUNCTION_INFO_V1(so_wait_for_worker);
 Datum so_wait_for_worker(PG_FUNCTION_ARGS) {
     Interval *timeout = PG_GETARG_INTERVAL_P(0);
-    if (!so::pg::worker_available()) PG_RETURN_BOOL(false);
+    if (!so::pg::worker_available() || RecoveryInProgress()) PG_RETURN_BOOL(false);
     int64 wait_us = timeout->time + (static_cast<int64>(timeout->day) + timeout->month * 30LL) * USECS_PER_DAY;
     TimestampTz deadline = GetCurrentTimestamp() + wait_us;
+    // Rows due now may have come without a commit that woke the worker (an
+    // upgrade, a restore, a retry time set by hand): have it look.
+    if (so::pg::seconds_until_next_due() == 0) so::pg::wake_worker();
     for (;;) {
         if (so::pg::worker_idle_here() && so::pg::seconds_until_next_due() != 0) PG_RETURN_BOOL(true);
         if (GetCurrentTimestamp() >= deadline) PG_RETURN_BOOL(false);

@@ -138,7 +138,11 @@ Datum so_backends_trigger(PG_FUNCTION_ARGS) {
     bool is_update = TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event);
     const char *action = is_update ? "alter" : "register";
     HeapTuple tuple = is_update ? trigdata->tg_newtuple : trigdata->tg_trigtuple;
-    if (is_update) check_existing(read_row(trigdata->tg_trigtuple, desc), action);
+    RowText old_row;
+    if (is_update) {
+        old_row = read_row(trigdata->tg_trigtuple, desc);
+        check_existing(old_row, action);
+    }
     RowText row = read_row(tuple, desc);
     check_existing(row, action);
     check_acl(row);
@@ -156,9 +160,23 @@ Datum so_backends_trigger(PG_FUNCTION_ARGS) {
     Datum new_options = DirectFunctionCall1(jsonb_in, CStringGetDatum(options));
     bool nulls[2] = {false, false};
     if (is_update) {
-        int columns[2] = {SPI_fnumber(desc, "options"), SPI_fnumber(desc, "updated_at")};
-        Datum values[2] = {new_options, TimestampTzGetDatum(GetCurrentTransactionStartTimestamp())};
-        return PointerGetDatum(heap_modify_tuple_by_cols(tuple, desc, 2, columns, values, nulls));
+        int columns[3] = {SPI_fnumber(desc, "options"), 0, 0};
+        Datum values[3] = {new_options, 0, 0};
+        bool nulls3[3] = {false, false, false};
+        int count = 1;
+        // updated_at tells when the configuration changed, not the grants.
+        if (strcmp(old_row.url, row.url) != 0 || strcmp(old_row.options, row.options) != 0) {
+            columns[count] = SPI_fnumber(desc, "updated_at");
+            values[count++] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+        }
+        // A new owner takes the old one's privileges and grants, as ALTER
+        // ... OWNER TO does, unless the same statement sets the privileges.
+        if (OidIsValid(old_row.owner) && OidIsValid(row.owner) && old_row.owner != row.owner && row.acl &&
+            old_row.acl && aclequal(old_row.acl, row.acl)) {
+            columns[count] = SPI_fnumber(desc, "acl");
+            values[count++] = PointerGetDatum(aclnewowner(row.acl, old_row.owner, row.owner));
+        }
+        return PointerGetDatum(heap_modify_tuple_by_cols(tuple, desc, count, columns, values, nulls3));
     }
     // A new backend belongs to whoever registers it, unless a restore says otherwise.
     int columns[2] = {SPI_fnumber(desc, "options"), SPI_fnumber(desc, "owner")};

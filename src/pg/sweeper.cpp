@@ -213,6 +213,14 @@ const char *remove_now(Datum object) {
     });
 }
 
+// The sweeper is for storage administrators; the message names the backend.
+void require_admin_for(const char *what, const char *backend) {
+    char shown[200], action[300];
+    so::message_text_into(shown, sizeof shown, backend, 100);
+    snprintf(action, sizeof action, "%s of storage backend \"%s\"", what, shown);
+    so::pg::require_storage_admin(action);
+}
+
 }  // namespace
 
 extern "C" {
@@ -222,7 +230,7 @@ Datum so_orphans(PG_FUNCTION_ARGS) {
     char *backend = text_to_cstring(PG_GETARG_TEXT_PP(0));
     char *prefix = text_to_cstring(PG_GETARG_TEXT_PP(1));
     double cutoff = cutoff_for(PG_GETARG_INTERVAL_P(2));
-    so::pg::require_storage_admin("list orphaned stored objects");
+    require_admin_for("list orphaned stored objects", backend);
     InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
     auto *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
     Found found = find_orphans(backend, prefix, cutoff);
@@ -240,7 +248,7 @@ Datum so_gc(PG_FUNCTION_ARGS) {
     char *backend = text_to_cstring(PG_GETARG_TEXT_PP(0));
     double cutoff = cutoff_for(PG_GETARG_INTERVAL_P(1));
     bool dry_run = PG_GETARG_BOOL(2);
-    so::pg::require_storage_admin("remove orphaned stored objects");
+    require_admin_for("remove orphaned stored objects", backend);
     if (!dry_run) {
         PreventCommandIfReadOnly("so_gc()");
         // A backup of an interrupted overwrite is put back, not swept away.

@@ -29,6 +29,7 @@ extern "C" {
 #include "tcop/tcopprot.h"
 #include "utils/guc.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 }
 
@@ -42,6 +43,7 @@ constexpr int kMaxWorkers = 2;        // databases served at once
 constexpr int kBatch = 100;           // queue rows per worker transaction
 constexpr long kRescanMs = 5 * 60 * 1000;  // look at every database again
 constexpr long kRestartDelayMs = 1000;     // between two workers of one database
+constexpr long kFailedRetryMs = 10 * 1000; // after a worker failed
 
 struct DatabaseSlot {
     Oid database;
@@ -310,6 +312,23 @@ void visit_every_database() {
     CommitTransactionCommand();
 }
 
+// Whether a worker may connect to the database: it still exists and takes
+// connections. Dropped databases leave slots behind otherwise, and their
+// workers would fail at connect again and again.
+bool database_usable(Oid database) {
+    SetCurrentStatementStartTimestamp();
+    StartTransactionCommand();
+    bool usable = false;
+    HeapTuple tuple = SearchSysCache1(DATABASEOID, ObjectIdGetDatum(database));
+    if (HeapTupleIsValid(tuple)) {
+        auto *db = reinterpret_cast<Form_pg_database>(GETSTRUCT(tuple));
+        usable = db->datallowconn && !db->datistemplate && db->datconnlimit != DATCONNLIMIT_INVALID_DB;
+        ReleaseSysCache(tuple);
+    }
+    CommitTransactionCommand();
+    return usable;
+}
+
 struct Running {
     Oid database = InvalidOid;
     BackgroundWorkerHandle *handle = nullptr;
@@ -367,14 +386,21 @@ void so_launcher_main(Datum) {
             if (r.handle && GetBackgroundWorkerPid(r.handle, &pid) == BGWH_STOPPED) {
                 pfree(r.handle);
                 SpinLockAcquire(&shared->mutex);
-                if (DatabaseSlot *slot = slot_for(r.database, false)) slot->running = false;
+                if (DatabaseSlot *slot = slot_for(r.database, false); slot && slot->running) {
+                    // It ended without marking its slot: it failed (its error
+                    // is in the server log). Try again later, not at once.
+                    slot->running = false;
+                    slot->wake = false;
+                    slot->due = TimestampTzPlusMilliseconds(now, kFailedRetryMs);
+                }
                 SpinLockRelease(&shared->mutex);
                 r = Running{};
             }
         }
         // Databases whose work is due, and free places to serve them.
         long wait_ms = kRescanMs;
-        for (auto &r : running) {
+        for (int i = 0; i < kMaxWorkers; ++i) {
+            Running &r = running[i];
             if (r.handle) continue;
             Oid chosen = InvalidOid;
             SpinLockAcquire(&shared->mutex);
@@ -392,6 +418,13 @@ void so_launcher_main(Datum) {
             }
             SpinLockRelease(&shared->mutex);
             if (chosen == InvalidOid) break;
+            if (!database_usable(chosen)) {
+                SpinLockAcquire(&shared->mutex);
+                if (DatabaseSlot *slot = slot_for(chosen, false)) slot->database = InvalidOid;
+                SpinLockRelease(&shared->mutex);
+                --i;  // this place is still free: the next database
+                continue;
+            }
             if (!start_worker(chosen, r)) {
                 SpinLockAcquire(&shared->mutex);
                 if (DatabaseSlot *slot = slot_for(chosen, false)) slot->running = false;

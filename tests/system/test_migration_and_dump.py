@@ -23,7 +23,7 @@ Three stories a user lives through:
   restored database reads the files of its local and S3 backends. The
   registry's rows can be restored (and dumped) only by roles that may read
   them.
-* ALTER EXTENSION stored_object UPDATE from 0.1.0 to 0.2.0 keeps the data
+* ALTER EXTENSION stored_object UPDATE from 0.1.0 or 0.2.0 to 0.3.0 keeps the data
   and files working, and leaves the same set of objects as a fresh
   CREATE EXTENSION.
 
@@ -45,6 +45,7 @@ import shutil  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
+import time  # noqa: E402
 import traceback  # noqa: E402
 import unittest  # noqa: E402
 import urllib.parse  # noqa: E402
@@ -321,16 +322,29 @@ def aa_dict(so_text, protocol="file", backend=None):
 
 
 def queue_deletes(conn, locked_dir, table, where):
-    """Makes so_pending_deletes rows the honest way: so_delete of files in a
-    directory the server may not write to, so the removal after COMMIT fails
-    and the rows stay queued. Returns (deletes, WARNINGs about them)."""
+    """Makes queued deletes the honest way: so_delete of files in a
+    directory the server may not write to, so the background worker's
+    attempt after COMMIT fails and the rows stay in the queue with their
+    error. Once each row has been tried, its next attempt is put off for
+    ever, so that nothing changes them while a test compares them.
+    Returns (deletes, rows that failed with an error)."""
     os.chmod(locked_dir, 0o500)
-    del conn.notices[:]
     sql(conn, "BEGIN")
-    n = len(sql(conn, "SELECT so_delete(f) FROM %s WHERE %s" % (table, where)))
+    objects = [r[0] for r in sql(conn, "SELECT f::text FROM %s WHERE %s" % (table, where))]
+    sql(conn, "SELECT so_delete(f) FROM %s WHERE %s" % (table, where))
     sql(conn, "DELETE FROM %s WHERE %s" % (table, where))
     sql(conn, "COMMIT")
-    return n, [m for m in conn.notices if "stays queued" in m]
+    deadline = time.monotonic() + 60
+    while True:
+        tried = value(conn, "SELECT count(*) FROM so_delete_queue WHERE object = ANY(%s::stored_object[]) AND attempts > 0",
+                      (objects,))
+        if tried == len(objects) or time.monotonic() > deadline:
+            break
+        value(conn, "SELECT so_wait_for_worker('1 second')")
+    sql(conn, "UPDATE so_delete_queue SET next_attempt_at = 'infinity' WHERE object = ANY(%s::stored_object[])", (objects,))
+    failed = value(conn, "SELECT count(*) FROM so_delete_queue WHERE object = ANY(%s::stored_object[]) "
+                         "AND last_error IS NOT NULL", (objects,))
+    return len(objects), failed
 
 
 class Base(unittest.TestCase):
@@ -507,7 +521,7 @@ class AdvancedAlchemyMigrationTest(Base):
 # pg_dump / pg_restore
 # ---------------------------------------------------------------------------
 
-REGISTRY_QUERY = "SELECT key, url, options, created_at, updated_at FROM so_backends ORDER BY key"
+REGISTRY_QUERY = "SELECT key, url, options, owner::text, acl::text, created_at, updated_at FROM so_backends ORDER BY key"
 QUEUE_QUERY = "SELECT id, object::text, scheduled_at, attempts, last_error FROM so_pending_deletes ORDER BY id"
 VALUES_QUERY = "SELECT id, local_file::text, s3_file::text, gallery::text FROM items ORDER BY id"
 
@@ -561,13 +575,13 @@ class DumpRestoreTest(Base):
         sql(conn, "CREATE TABLE doomed (id int, f stored_object)")
         sql(conn, "INSERT INTO doomed VALUES (10, %s), (11, %s)", (
             put("dump_local", "locked/d1.bin", b"doomed one"), put("dump_local", "locked/d2.bin", b"doomed two")))
-        queued, warnings = queue_deletes(conn, cls.locked, "doomed", "true")
-        if queued != 2 or len(warnings) != 2:
-            raise RuntimeError("expected 2 queued deletes with a WARNING each: %r" % warnings)
+        queued, failed = queue_deletes(conn, cls.locked, "doomed", "true")
+        if (queued, failed) != (2, 2):
+            raise RuntimeError("expected 2 queued deletes the worker failed to carry out: %r" % ((queued, failed),))
 
         cls.registry = sql(conn, REGISTRY_QUERY)
         cls.queue = sql(conn, QUEUE_QUERY)
-        cls.queue_seq = value(conn, "SELECT last_value FROM so_pending_deletes_id_seq")
+        cls.queue_seq = value(conn, "SELECT last_value FROM so_delete_queue_id_seq")
         cls.values = sql(conn, VALUES_QUERY)
 
         cls.dump_dir = tempfile.mkdtemp(prefix="so-mig-dumpfile-")
@@ -594,7 +608,7 @@ class DumpRestoreTest(Base):
         self.assertEqual(sql(conn, REGISTRY_QUERY), self.registry)
         self.assertEqual(sql(conn, VALUES_QUERY), self.values)
         self.assertEqual(sql(conn, QUEUE_QUERY), self.queue)
-        self.assertEqual(value(conn, "SELECT last_value FROM so_pending_deletes_id_seq"), self.queue_seq)
+        self.assertEqual(value(conn, "SELECT last_value FROM so_delete_queue_id_seq"), self.queue_seq)
         self.assertEqual(value(conn, "SELECT extversion FROM pg_extension WHERE extname = 'stored_object'"),
                          value(self.conn, "SELECT extversion FROM pg_extension WHERE extname = 'stored_object'"))
 
@@ -619,22 +633,23 @@ class DumpRestoreTest(Base):
         # writable again, so_process_pending in the restored database does it.
         os.chmod(self.locked, 0o700)
         try:
-            self.assertEqual(sql(conn, "SELECT deleted, already_gone, kept, failed FROM so_process_pending()"),
-                             [(2, 0, 0, 0)])
+            done = sql(conn, "SELECT deleted + already_gone, kept, failed FROM so_process_pending()")
+            self.assertEqual(done, [(2, 0, 0)])
         finally:
             os.chmod(self.locked, 0o500)
         self.assertEqual(os.listdir(self.locked), [])
         self.assertEqual(value(conn, "SELECT count(*) FROM so_pending_deletes"), 0)
 
     def test_restore_as_role_that_may_not_read_secrets_fails(self):
-        """A role with CREATEDB, not superuser, not in stored_object_admin:
-        restoring the registry's data into a database it owns (the extension
-        pre-created by a superuser: it is not trusted) is refused with
-        permission denied, and leaves no rows."""
+        """A role with CREATEDB, not superuser, not a storage administrator
+        of the database (it neither owns it nor was granted so_grant_admin):
+        restoring the registry's rows into it is refused with permission
+        denied, and leaves no rows."""
         role = FX.role("restorer", "LOGIN", "CREATEDB", "NOSUPERUSER")
-        db = FX.database("asrole", owner=role, extension=False)
+        db = FX.database("asrole", extension=False)
         su = FX.connect(db)
         sql(su, "CREATE EXTENSION stored_object")
+        sql(su, "GRANT CREATE ON SCHEMA public TO %s" % role)
 
         p = run([PG_BIN + "/pg_restore", "--data-only", "-t", "so_backends", "-d", db, self.dump], user=role)
         err = p.stderr.decode()
@@ -658,27 +673,29 @@ class DumpRestoreTest(Base):
         self.assertEqual(value(su, "SELECT count(*) FROM so_backends"), 0)
 
         # The other half of "only by the roles that may read them": the role
-        # cannot dump them either, even from its own database (pg_dump dumps
-        # the registry's rows and the delete queue as configuration data; it
-        # stops at the first of them it may not read).
+        # cannot dump them either (pg_dump dumps the registry's rows and the
+        # delete queue as configuration data; it stops at the first of them
+        # it may not read).
         sql(su, "SELECT so_register_backend('mine', %s, %s)",
             ("s3://%s/%s/mine" % (BUCKET, self.s3_prefix), FX.s3_options()))
         sql(as_role, "CREATE TABLE own_table (f stored_object)")
         p = run([PG_BIN + "/pg_dump", "-Fc", "-d", db, "-f", "/dev/null", "--no-sync"], user=role)
         err = p.stderr.decode()
         self.assertNotEqual(p.returncode, 0, err)
-        self.assertRegex(err, r"permission denied for (table|sequence) so_(backends|pending_deletes)")
+        self.assertRegex(err, r"permission denied for (table|sequence) so_(backends|delete_queue)")
         self.assertNotIn(FX.secret_key, err)
         # Even with the sequence out of the way, the registry is refused.
         p = run([PG_BIN + "/pg_dump", "-Fc", "-d", db, "-f", "/dev/null", "--no-sync",
-                 "--exclude-table=so_pending_deletes_id_seq"], user=role)
+                 "--exclude-table=so_delete_queue_id_seq"], user=role)
         err = p.stderr.decode()
         self.assertNotEqual(p.returncode, 0, err)
-        self.assertRegex(err, r"permission denied for table so_(backends|pending_deletes)")
+        self.assertRegex(err, r"permission denied for table so_(backends|delete_queue)")
         self.assertNotIn(FX.secret_key, err)
 
-    def test_storage_admin_can_dump_own_database(self):
-        role = FX.role("dumpadm", "LOGIN", "CREATEDB", "NOSUPERUSER", "IN ROLE stored_object_admin")
+    def test_database_owner_administers_and_dumps_its_storage(self):
+        """The owner of a database is its storage administrator: it may dump
+        the registry; another database's registry stays closed to it."""
+        role = FX.role("dumpadm", "LOGIN", "CREATEDB", "NOSUPERUSER")
         db = FX.database("admdump", owner=role, extension=False)
         su = FX.connect(db)
         sql(su, "CREATE EXTENSION stored_object")
@@ -687,15 +704,21 @@ class DumpRestoreTest(Base):
         sql(FX.connect(db, user=role), "CREATE TABLE own_table (f stored_object)")
         p = run([PG_BIN + "/pg_dump", "-Fc", "-d", db, "-f", "/dev/null", "--no-sync"], user=role)
         self.assertEqual(p.returncode, 0, p.stderr.decode())
+        # Administration is per database: the source database is not its.
+        other = FX.connect(self.db, user=role)
+        with self.assertRaises(psycopg2.Error) as cm:
+            sql(other, "SELECT options FROM so_backends")
+        self.assertEqual(cm.exception.pgcode, "42501")
 
     def test_restore_as_storage_admin(self):
-        """A member of stored_object_admin (who may read the secrets) restores
-        the rows of S3 backends; a file system backend still needs a
-        superuser, so a registry holding one is refused as a whole (42501
-        from the registry's trigger) and leaves no rows."""
-        role = FX.role("storeadm", "LOGIN", "CREATEDB", "NOSUPERUSER", "IN ROLE stored_object_admin")
+        """The database owner (a storage administrator, who may read the
+        secrets) restores the rows of S3 backends it owns; a file system
+        backend, or a backend a superuser owns, still needs a superuser, so
+        a registry holding one is refused as a whole (42501 from the
+        registry's trigger) and leaves no rows."""
+        role = FX.role("storeadm", "LOGIN", "CREATEDB", "NOSUPERUSER")
 
-        # The full registry: local + S3.
+        # The full registry: local + S3, owned by a superuser.
         db = FX.database("asadmin", owner=role, extension=False)
         su = FX.connect(db)
         sql(su, "CREATE EXTENSION stored_object")
@@ -703,19 +726,24 @@ class DumpRestoreTest(Base):
         err = p.stderr.decode()
         self.assertNotEqual(p.returncode, 0, err)
         self.assertIn("permission denied to register storage backend", err)
+        self.assertNotIn(FX.secret_key, err)
         self.assertEqual(value(su, "SELECT count(*) FROM so_backends"), 0)
 
-        # A registry of S3 backends only: restored, secrets included.
-        src = FX.database("s3only")
-        src_conn = FX.connect(src)
+        # A registry of one S3 backend the role registered in its own
+        # database (a superuser lets both databases reach the loopback fixture).
+        src = FX.database("s3only", owner=role)
+        db2 = FX.database("asadmin2", owner=role, extension=False)
+        for name in (src, db2):
+            sql(FX.admin, "ALTER DATABASE %s SET stored_object.allowed_internal_networks = '127.0.0.0/8'" % name)
+        src_conn = FX.connect(src, user=role)
         sql(src_conn, "SELECT so_register_backend('only_s3', %s, %s)",
             ("s3://%s/%s/only" % (BUCKET, self.s3_prefix), FX.s3_options()))
         registry = sql(src_conn, REGISTRY_QUERY)
+        self.assertEqual(registry[0][3], role)
         dump = os.path.join(self.dump_dir, "s3only.dump")
-        p = run([PG_BIN + "/pg_dump", "-Fc", "-d", src, "-f", dump])
+        p = run([PG_BIN + "/pg_dump", "-Fc", "-d", src, "-f", dump], user=role)
         self.assertEqual(p.returncode, 0, p.stderr.decode())
         os.chmod(dump, 0o644)
-        db2 = FX.database("asadmin2", owner=role, extension=False)
         su2 = FX.connect(db2)
         sql(su2, "CREATE EXTENSION stored_object")
         p = run([PG_BIN + "/pg_restore", "--exit-on-error", "--data-only", "-t", "so_backends", "-d", db2, dump],
@@ -723,6 +751,9 @@ class DumpRestoreTest(Base):
         self.assertEqual(p.returncode, 0, p.stderr.decode())
         self.assertEqual(sql(su2, REGISTRY_QUERY), registry)
         self.assertEqual(registry[0][2]["secret_access_key"], FX.secret_key)
+        # And the restored backend works for its owner.
+        obj = value(FX.connect(db2, user=role), "SELECT so_put('only_s3', 'restored.txt', 'x')::text")
+        self.assertEqual(json.loads(obj)["size"], 1)
 
 
 class _Lines:
@@ -743,81 +774,157 @@ class _Lines:
 # ALTER EXTENSION ... UPDATE
 # ---------------------------------------------------------------------------
 
-FUNCTIONS_0_2_0 = [
-    "so_column_kind(regtype)", "so_manage()", "so_manage_column(regclass,name)",
-    "so_remove_now(stored_object,boolean)", "so_own_queue_ids()", "so_process_pending(integer)",
-    "so_orphans(text,text,interval)", "so_gc(text,interval,boolean)", "so_copy(stored_object,text,text)",
-]
+# Functions for the extension's own use: not executable by PUBLIC in 0.3.0.
+INTERNAL_FUNCTIONS = ["so_column_kind(regtype)", "so_secret_options()", "so_backends_trigger()"]
 
 
 class UpgradeTest(Base):
+    """ALTER EXTENSION stored_object UPDATE to 0.3.0, from 0.2.0 and from
+    0.1.0, on databases in use: rows, files, grants, a hash index, queued
+    deletes. The result has the same objects as a fresh CREATE EXTENSION,
+    and existing backends stay usable by the roles that used them."""
 
-    def test_update_from_0_1_0(self):
-        old = FX.database("upg", version="0.1.0")
-        conn = FX.connect(old)
-        self.assertEqual(value(conn, "SELECT extversion FROM pg_extension WHERE extname = 'stored_object'"), "0.1.0")
-        for f in FUNCTIONS_0_2_0:
-            self.assertIsNone(value(conn, "SELECT to_regprocedure(%s)", (f,)), f)
-
-        # Use 0.1.0: a backend, files, a table, a queued delete.
+    def use_old_version(self, version):
+        """A database on the old version, used: a local backend, files, a
+        managed table with a hash index, a queued delete, a role that reads
+        and writes through PUBLIC's rights. Returns what the checks need."""
+        owner = FX.role("upgown" + version.replace(".", ""), "LOGIN", "NOSUPERUSER")
+        user = FX.role("upguser" + version.replace(".", ""), "LOGIN", "NOSUPERUSER")
+        db = FX.database("upg" + version.replace(".", ""), owner=owner, version=version)
+        conn = FX.connect(db)
+        self.assertEqual(value(conn, "SELECT extversion FROM pg_extension WHERE extname = 'stored_object'"), version)
         root = os.path.join(FX.directory("upg"), "root")
         make_postgres_dir(root)
-        locked = os.path.join(root, "locked")
-        make_postgres_dir(locked)
         sql(conn, "SELECT so_register_backend('upg', %s)", ("file://" + root,))
-        contents = {"docs/a.txt": b"version 0.1.0 wrote this\n", "docs/b.bin": os.urandom(5000),
-                    "locked/q.bin": b"queued"}
+        contents = {"docs/a.txt": b"version %s wrote this\n" % version.encode(), "docs/b.bin": os.urandom(5000),
+                    "queued.bin": b"queued"}
         sql(conn, "CREATE TABLE docs (id int PRIMARY KEY, f stored_object, many stored_object[])")
+        sql(conn, "GRANT SELECT, INSERT, UPDATE, DELETE ON docs TO %s" % user)
         sql(conn, "INSERT INTO docs VALUES (1, so_put('upg', 'docs/a.txt', %s, metadata => '{\"v\": 1}'), "
-                  "ARRAY[so_put('upg', 'docs/b.bin', %s)]), (2, NULL, '{}'), (3, so_put('upg', 'locked/q.bin', %s), NULL)",
-            tuple(psycopg2.Binary(contents[k]) for k in ("docs/a.txt", "docs/b.bin", "locked/q.bin")))
-        queued, warnings = queue_deletes(conn, locked, "docs", "id = 3")
-        self.assertEqual((queued, len(warnings)), (1, 1), warnings)
-        before = sql(conn, "SELECT id, f::text, many::text FROM docs ORDER BY id")
-        queue_before = sql(conn, QUEUE_QUERY)
-        registry_before = sql(conn, REGISTRY_QUERY)
+                  "ARRAY[so_put('upg', 'docs/b.bin', %s)]), (2, NULL, '{}')",
+            (psycopg2.Binary(contents["docs/a.txt"]), psycopg2.Binary(contents["docs/b.bin"])))
+        sql(conn, "CREATE INDEX docs_f_hash ON docs USING hash (f)")
+        if version != "0.1.0":
+            sql(conn, "SELECT so_manage_column('docs', 'many')")
+        # A queued delete as the old version left it: the file of a row
+        # deleted earlier, its removal still to do.
+        queued = value(conn, "SELECT so_put('upg', 'queued.bin', %s)::text", (psycopg2.Binary(contents["queued.bin"]),))
+        sql(conn, "INSERT INTO so_pending_deletes (object, attempts, last_error) VALUES (%s, 1, 'store down')",
+            (queued,))
+        # The role used the backend with PUBLIC's rights.
+        as_user = FX.connect(db, user=user)
+        self.assertEqual(bytes(value(as_user, "SELECT so_get(f) FROM docs WHERE id = 1")), contents["docs/a.txt"])
+        before = {
+            "rows": sql(conn, "SELECT id, f::text, many::text FROM docs ORDER BY id"),
+            "queue": sql(conn, "SELECT id, object::text, scheduled_at, attempts, last_error "
+                               "FROM so_pending_deletes ORDER BY id"),
+            "registry": sql(conn, "SELECT key, url, options, created_at, updated_at FROM so_backends ORDER BY key"),
+        }
+        return db, conn, root, contents, owner, user, before
 
-        sql(conn, "ALTER EXTENSION stored_object UPDATE")
-        conn.close()
-        conn = FX.connect(old)  # a new session: nothing cached from 0.1.0
-        self.assertEqual(value(conn, "SELECT extversion FROM pg_extension WHERE extname = 'stored_object'"), "0.2.0")
-        for f in FUNCTIONS_0_2_0:
-            self.assertIsNotNone(value(conn, "SELECT to_regprocedure(%s)", (f,)), f)
+    def check_updated(self, db, root, contents, owner, user, before, notices):
+        conn = FX.connect(db)  # a new session: nothing cached from the old version
+        self.assertEqual(value(conn, "SELECT extversion FROM pg_extension WHERE extname = 'stored_object'"), "0.3.0")
+        self.assertTrue(any("stay usable by every role" in n and "'upg'" in n for n in notices), notices)
 
-        # The old data and files still work.
-        self.assertEqual(sql(conn, "SELECT id, f::text, many::text FROM docs ORDER BY id"), before)
-        self.assertEqual(sql(conn, QUEUE_QUERY), queue_before)
-        self.assertEqual(sql(conn, REGISTRY_QUERY), registry_before)
-        self.assertEqual(bytes(value(conn, "SELECT so_get(f) FROM docs WHERE id = 1")), contents["docs/a.txt"])
-        self.assertEqual(bytes(value(conn, "SELECT so_get(many[1]) FROM docs WHERE id = 1")), contents["docs/b.bin"])
-        # ... with 0.2.0's functions: the queue of 0.1.0 is processed,
-        os.chmod(locked, 0o700)
-        self.assertEqual(sql(conn, "SELECT deleted, already_gone, kept, failed FROM so_process_pending()"),
-                         [(1, 0, 0, 0)])
-        self.assertFalse(os.path.exists(os.path.join(locked, "q.bin")))
-        # the sweeper sees the table of 0.1.0 (both columns) and finds the one orphan,
-        orphan = value(conn, "SELECT so_put('upg', 'orphan.txt', 'nobody')::text")
-        self.assertEqual(sql(conn, "SELECT so_filename(o) FROM so_orphans('upg', '', '0 seconds') AS o"),
-                         [("orphan.txt",)])
-        self.assertIsNotNone(orphan)
-        # and so_manage binds the old rows to their files.
+        # The data: rows, registry (now with an owner and PUBLIC's grant), queue.
+        self.assertEqual(sql(conn, "SELECT id, f::text, many::text FROM docs ORDER BY id"), before["rows"])
+        self.assertEqual(sql(conn, "SELECT key, url, options, created_at, updated_at FROM so_backends ORDER BY key"),
+                         before["registry"])
+        self.assertEqual(sql(conn, "SELECT key, owner, privileges::text FROM so_backend_info"),
+                         [("upg", "postgres", '{"PUBLIC": ["read", "write", "delete"], "postgres": ["read", "write", "delete"]}')])
+        self.assertEqual(sql(conn, "SELECT id, object::text, scheduled_at, attempts, last_error "
+                                   "FROM so_pending_deletes ORDER BY id"), before["queue"])
+
+        # The hash index was rebuilt with the new hash and finds the rows.
+        sql(conn, "SET enable_seqscan = off")
+        self.assertIn("docs_f_hash", "\n".join(r[0] for r in sql(
+            conn, "EXPLAIN SELECT id FROM docs WHERE f = %s::stored_object", (before["rows"][0][1],))))
+        self.assertEqual(sql(conn, "SELECT id FROM docs WHERE f = %s::stored_object", (before["rows"][0][1],)), [(1,)])
+        self.assertTrue(value(conn, "SELECT bool_and(so_hash(f) = (so_hash_extended(f, 0) & 4294967295)::bit(32)::int) "
+                                    "FROM docs WHERE f IS NOT NULL"))
+        sql(conn, "RESET enable_seqscan")
+
+        # The role that used the backend still does.
+        as_user = FX.connect(db, user=user)
+        self.assertEqual(bytes(value(as_user, "SELECT so_get(f) FROM docs WHERE id = 1")), contents["docs/a.txt"])
+        self.assertEqual(bytes(value(as_user, "SELECT so_get(many[1]) FROM docs WHERE id = 1")),
+                         contents["docs/b.bin"])
+        sql(as_user, "INSERT INTO docs VALUES (3, so_put('upg', 'docs/c.txt', 'new'), NULL)")
+        # The database owner administers the storage of its database now.
+        self.assertEqual(value(FX.connect(db, user=owner), "SELECT count(*) FROM so_backends"), 1)
+        with self.assertRaises(psycopg2.Error) as cm:
+            sql(as_user, "SELECT count(*) FROM so_backends")
+        self.assertEqual(cm.exception.pgcode, "42501")
+
+        # The queued delete of the old version is carried out by the worker.
+        self.assertTrue(value(conn, "SELECT so_wait_for_worker('60 seconds')"))
+        self.assertEqual(value(conn, "SELECT count(*) FROM so_pending_deletes"), 0)
+        self.assertFalse(os.path.exists(os.path.join(root, "queued.bin")))
+
+        # Managed deletes work through the (re)made trigger.
         sql(conn, "SELECT so_manage_column('docs', 'many')")
-        sql(conn, "DELETE FROM docs WHERE id = 1")
+        sql(as_user, "DELETE FROM docs WHERE id = 1")
+        self.assertTrue(value(conn, "SELECT so_wait_for_worker('60 seconds')"))
         self.assertFalse(os.path.exists(os.path.join(root, "docs", "b.bin")))
         self.assertTrue(os.path.exists(os.path.join(root, "docs", "a.txt")))  # column f is not managed
 
-        # The same objects as a fresh CREATE EXTENSION.
-        fresh = FX.database("fresh")
-        fresh_conn = FX.connect(fresh)
+        # Internal functions left the public API.
+        for f in INTERNAL_FUNCTIONS:
+            self.assertFalse(value(conn, "SELECT has_function_privilege('public', %s, 'EXECUTE')", (f,)), f)
+        for f in ("so_remove_now(stored_object,boolean)", "so_own_queue_ids()"):
+            self.assertIsNone(value(conn, "SELECT to_regprocedure(%s)", (f,)), f)
+
+        # The same objects as a fresh CREATE EXTENSION, with the same labels,
+        # ACLs, definitions, columns and triggers.
+        fresh_owner = FX.role("upgfresh", "LOGIN", "NOSUPERUSER")
+        fresh_conn = FX.connect(FX.database("fresh", owner=fresh_owner))
         self.assertEqual(value(fresh_conn, "SELECT extversion FROM pg_extension WHERE extname = 'stored_object'"),
-                         "0.2.0")
-        updated_members = [r[0] for r in sql(conn, MEMBERS_QUERY)]
+                         "0.3.0")
         fresh_members = [r[0] for r in sql(fresh_conn, MEMBERS_QUERY)]
         self.assertGreater(len(fresh_members), 50)
-        self.assertEqual(updated_members, fresh_members)
-        # And the same labels, ACLs, definitions, columns and triggers.
-        self.assertEqual([r[0] for r in sql(conn, MEMBER_DETAILS_QUERY)],
-                         [r[0] for r in sql(fresh_conn, MEMBER_DETAILS_QUERY)])
+        self.assertEqual([r[0] for r in sql(conn, MEMBERS_QUERY)], fresh_members)
+        # (The database owner is a storage administrator: its name differs.)
+        self.assertEqual([r[0].replace(owner, "<owner>") for r in sql(conn, MEMBER_DETAILS_QUERY)],
+                         [r[0].replace(fresh_owner, "<owner>") for r in sql(fresh_conn, MEMBER_DETAILS_QUERY)])
+        # A fresh install is closed: a backend registered there is not PUBLIC's.
+        sql(fresh_conn, "SELECT so_register_backend('fresh', %s)", ("file://" + root + "/fresh",))
+        self.assertEqual(value(fresh_conn, "SELECT privileges::text FROM so_backend_info"),
+                         '{"postgres": ["read", "write", "delete"]}')
+
+    def update(self, db, conn):
+        del conn.notices[:]
+        sql(conn, "ALTER EXTENSION stored_object UPDATE")
+        notices = list(conn.notices)
+        conn.close()
+        return notices
+
+    def test_update_from_0_2_0(self):
+        db, conn, root, contents, owner, user, before = self.use_old_version("0.2.0")
+        notices = self.update(db, conn)
+        # 0.2.0's managed-column trigger did not fire on INSERT: the update says so.
+        self.assertTrue(any("do not check INSERTs" in n and "docs" in n for n in notices), notices)
+        self.check_updated(db, root, contents, owner, user, before, notices)
+
+    def test_update_from_0_1_0(self):
+        db, conn, root, contents, owner, user, before = self.use_old_version("0.1.0")
+        notices = self.update(db, conn)
+        self.check_updated(db, root, contents, owner, user, before, notices)
+
+    def test_update_keeps_stored_object_admin_where_it_has_members(self):
+        """Runs last (alphabetical order): a member in the cluster-wide role
+        changes what later installs do."""
+        member = FX.role("zadmmember", "LOGIN", "NOSUPERUSER")
+        db = FX.database("zadm", version="0.2.0")
+        conn = FX.connect(db)
+        sql(FX.admin, "GRANT stored_object_admin TO %s" % member)
+        try:
+            notices = self.update(db, conn)
+            self.assertTrue(any("stored_object_admin has members" in n for n in notices), notices)
+            as_member = FX.connect(db, user=member)
+            self.assertEqual(value(as_member, "SELECT count(*) FROM so_backends"), 0)
+        finally:
+            sql(FX.admin, "REVOKE stored_object_admin FROM %s" % member)
 
 
 # ---------------------------------------------------------------------------
