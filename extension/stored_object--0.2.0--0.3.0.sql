@@ -332,6 +332,17 @@ CREATE FUNCTION so_wait_for_worker(timeout interval DEFAULT '1 minute') RETURNS 
 COMMENT ON FUNCTION so_wait_for_worker(interval) IS
     'Waits until the background worker has carried out the due deletes and undos of this database (true), or the timeout passed (false); false at once without a worker';
 
+-- Comparisons by identity raise no error that depends on the values (only
+-- on corrupt data) and reveal nothing but the result: LEAKPROOF, so a
+-- query under row-level security may use an index on a stored_object
+-- column (the reader's check, see the README's security model).
+ALTER FUNCTION so_eq(stored_object, stored_object) LEAKPROOF;
+ALTER FUNCTION so_ne(stored_object, stored_object) LEAKPROOF;
+ALTER FUNCTION so_lt(stored_object, stored_object) LEAKPROOF;
+ALTER FUNCTION so_le(stored_object, stored_object) LEAKPROOF;
+ALTER FUNCTION so_gt(stored_object, stored_object) LEAKPROOF;
+ALTER FUNCTION so_ge(stored_object, stored_object) LEAKPROOF;
+
 -- A value being stored in a managed column is checked against the queue:
 -- by identity, through this index.
 CREATE INDEX so_delete_queue_object ON so_delete_queue (object);

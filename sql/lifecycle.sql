@@ -83,6 +83,24 @@ SELECT so_manage_column('long_names', 'a_column_name_that_is_long_enough_to_be_c
 SELECT tgname FROM pg_trigger WHERE tgrelid = 'long_names'::regclass ORDER BY 1;
 DROP TABLE long_names;
 
+-- Tens of thousands of managed values stored and deleted in one
+-- transaction each: the locks that keep the commit-time decision right
+-- escalate to the backend, so the shared lock table is not exhausted.
+CREATE TABLE bulk (id int PRIMARY KEY, f stored_object);
+CREATE INDEX ON bulk (f);
+SELECT so_manage_column('bulk', 'f');
+BEGIN;
+INSERT INTO bulk SELECT i, jsonb_build_object('backend', 'lc', 'filename', 'bulk/' || i)::text::stored_object
+  FROM generate_series(1, 20000) AS i;
+SELECT count(*) < 300 AS few_locks FROM pg_locks WHERE pid = pg_backend_pid() AND locktype = 'advisory';
+COMMIT;
+BEGIN;
+DELETE FROM bulk;
+COMMIT;
+SELECT so_wait_for_worker('2 minutes') AS settled;
+SELECT count(*) AS left_queued FROM so_pending_deletes WHERE so_filename(object) LIKE 'bulk/%';
+DROP TABLE bulk;
+
 -- Bad use of the trigger: each a clear error.
 CREATE TRIGGER t BEFORE DELETE ON albums FOR EACH ROW EXECUTE FUNCTION so_manage('cover');
 DELETE FROM albums WHERE id = 2;

@@ -1,5 +1,8 @@
 #include "pg/access.hpp"
 
+#include <algorithm>
+#include <cstring>
+
 #include "core/error.hpp"
 #include "pg/guard.hpp"
 #include "pg/managed_columns.hpp"
@@ -11,6 +14,9 @@ extern "C" {
 #include "utils/acl.h"
 #include "utils/inval.h"
 #include "utils/syscache.h"
+#include "utils/timestamp.h"
+#include "storage/proc.h"
+#include "access/xact.h"
 }
 
 namespace so::pg {
@@ -101,37 +107,96 @@ void require_storage_admin(const char *what) {
                             "SELECT so_grant_admin('role_name');")));
 }
 
-bool visible_through_rows(Datum object, const PackedView &view, AclMode privilege) {
+namespace {
+
+// Which managed columns may pass privilege on backend to the current user:
+// guarded, owned by a role that holds it, and readable by the user. The
+// same for every row of a statement, so kept for the statement (a sign or
+// read over many rows asks once per row).
+struct UsableColumns {
+    Oid user = InvalidOid;
+    LocalTransactionId lxid = InvalidLocalTransactionId;
+    TimestampTz statement = 0;
+    uint64_t roles = 0, registry = 0;
+    AclMode privilege = 0;
+    char backend[64] = "";  // keys have at most 63 characters
     int count = 0;
-    ManagedColumn *columns = managed_columns(&count);
-    if (count == 0) return false;
-    Oid user = GetUserId();
-    // Which columns may pass the privilege on: guarded, and owned by a role
-    // that holds it.
-    bool *usable = static_cast<bool *>(palloc0(sizeof(bool) * count));
+    bool *usable = nullptr;  // TopMemoryContext
     bool any = false;
+};
+UsableColumns usable_cache;
+
+const UsableColumns &usable_columns(ManagedColumn *columns, int count, std::string_view backend, AclMode privilege) {
+    UsableColumns &c = usable_cache;
+    Oid user = GetUserId();
+    TimestampTz statement = GetCurrentStatementStartTimestamp();
+    if (c.usable && c.user == user && c.lxid == MyProc->lxid && c.statement == statement &&
+        c.roles == role_generation && c.registry == registry_generation() && c.privilege == privilege &&
+        c.count == count && backend == c.backend)
+        return c;
+    c.user = InvalidOid;  // not valid until filled
+    if (c.usable) pfree(c.usable);
+    c.usable = static_cast<bool *>(MemoryContextAllocZero(TopMemoryContext, sizeof(bool) * std::max(count, 1)));
+    c.count = count;
+    c.any = false;
     guard([&] {
-        const BackendRef &ref = lookup_backend(view.backend);
+        const BackendRef &ref = lookup_backend(backend);
         for (int i = 0; i < count; ++i)
-            usable[i] = columns[i].guards_writes && (backend_privileges(ref, columns[i].table_owner) & privilege);
+            c.usable[i] = columns[i].guards_writes && (backend_privileges(ref, columns[i].table_owner) & privilege);
         return 0;
     });
     for (int i = 0; i < count; ++i) {
         // A role without SELECT on the column cannot see its rows; the query would fail.
-        if (usable[i] && pg_attribute_aclcheck(columns[i].relid, columns[i].attnum, user, ACL_SELECT) != ACLCHECK_OK &&
+        if (c.usable[i] && pg_attribute_aclcheck(columns[i].relid, columns[i].attnum, user, ACL_SELECT) != ACLCHECK_OK &&
             pg_class_aclcheck(columns[i].relid, user, ACL_SELECT) != ACLCHECK_OK)
-            usable[i] = false;
-        any |= usable[i];
+            c.usable[i] = false;
+        c.any |= c.usable[i];
     }
-    if (!any) return false;
+    size_t n = std::min(backend.size(), sizeof c.backend - 1);
+    memcpy(c.backend, backend.data(), n);
+    c.backend[n] = '\0';
+    if (n < backend.size()) return c;  // not a valid key: never matched again
+    c.lxid = MyProc->lxid;
+    c.statement = statement;
+    c.roles = role_generation;
+    c.registry = registry_generation();
+    c.privilege = privilege;
+    c.user = user;
+    return c;
+}
+
+}  // namespace
+
+bool visible_through_rows(Datum object, const PackedView &view, AclMode privilege) {
+    int count = 0;
+    ManagedColumn *columns = managed_columns(&count);
+    if (count == 0) return false;
+    const UsableColumns &usable = usable_columns(columns, count, view.backend, privilege);
+    if (!usable.any) return false;
+    // Plain tables without row-level security: an index probe answers.
+    bool *query = static_cast<bool *>(palloc0(sizeof(bool) * count));
+    bool query_needed = false;
+    for (int i = 0; i < count; ++i) {
+        if (!usable.usable[i]) continue;
+        bool answered = false;
+        if (column_visible_by_index(columns[i], object, &answered)) {
+            pfree(query);
+            return true;
+        }
+        query[i] = !answered;
+        query_needed |= query[i];
+    }
+    // The others: the reference query, as the user, under its policies.
     bool found = false;
-    SPI_connect();
-    with_pinned_search_path([&] {
-        for (int i = 0; i < count && !found; ++i)
-            if (usable[i]) found = column_references(columns[i], object, nullptr);
-    });
-    SPI_finish();
-    pfree(usable);
+    if (query_needed) {
+        SPI_connect();
+        with_pinned_search_path([&] {
+            for (int i = 0; i < count && !found; ++i)
+                if (query[i]) found = column_references(columns[i], object, nullptr);
+        });
+        SPI_finish();
+    }
+    pfree(query);
     return found;
 }
 

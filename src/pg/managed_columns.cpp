@@ -4,6 +4,14 @@
 
 extern "C" {
 #include "access/genam.h"
+#include "access/skey.h"
+#include "access/stratnum.h"
+#include "access/tableam.h"
+#include "catalog/pg_am.h"
+#include "catalog/pg_index.h"
+#include "executor/tuptable.h"
+#include "utils/fmgrtab.h"
+#include "utils/relcache.h"
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/xact.h"
@@ -114,6 +122,8 @@ void load() {
             c.guards_writes = guarding;
             c.reference_sql = reference_sql(trigger->tgrelid, attnum, kind);
             c.plan = nullptr;
+            c.probe = ManagedColumn::Probe::Unknown;
+            c.probe_index = InvalidOid;
         }
     }
     systable_endscan(scan);
@@ -164,6 +174,63 @@ bool column_references(ManagedColumn &column, Datum object, Snapshot snapshot) {
                       : SPI_execute_plan(column.plan, values, nullptr, true, 1);
     if (rc != SPI_OK_SELECT) elog(ERROR, "could not look for references to a stored object");
     return SPI_processed > 0;
+}
+
+namespace {
+
+// Finds the index column_visible_by_index may use, or decides there is none.
+void choose_probe(ManagedColumn &column, Relation heap) {
+    column.probe = ManagedColumn::Probe::Query;
+    if (column.kind != ColumnKind::Single || heap->rd_rel->relkind != RELKIND_RELATION ||
+        heap->rd_rel->relrowsecurity)
+        return;
+    List *indexes = RelationGetIndexList(heap);
+    ListCell *cell;
+    foreach (cell, indexes) {
+        Relation index = index_open(lfirst_oid(cell), AccessShareLock);
+        Form_pg_index form = index->rd_index;
+        bool fits = form->indisvalid && form->indnkeyatts >= 1 && form->indkey.values[0] == column.attnum &&
+                    index->rd_rel->relam == BTREE_AM_OID && RelationGetIndexPredicate(index) == NIL &&
+                    index->rd_opcintype[0] == stored_object_type_oid();
+        Oid equal = fits ? get_opfamily_member(index->rd_opfamily[0], index->rd_opcintype[0],
+                                               index->rd_opcintype[0], BTEqualStrategyNumber)
+                         : InvalidOid;
+        if (OidIsValid(equal)) {
+            fmgr_info_cxt(get_opcode(equal), &column.probe_equal, TopMemoryContext);
+            column.probe_index = RelationGetRelid(index);
+            column.probe = ManagedColumn::Probe::Index;
+        }
+        index_close(index, AccessShareLock);
+        if (column.probe == ManagedColumn::Probe::Index) break;
+    }
+    list_free(indexes);
+}
+
+}  // namespace
+
+bool column_visible_by_index(ManagedColumn &column, Datum object, bool *answered) {
+    *answered = false;
+    if (column.probe == ManagedColumn::Probe::Query) return false;
+    Relation heap = table_open(column.relid, AccessShareLock);
+    if (column.probe == ManagedColumn::Probe::Unknown) choose_probe(column, heap);
+    bool found = false;
+    // Row-level security switched on since the choice: the query decides.
+    if (column.probe == ManagedColumn::Probe::Index && !heap->rd_rel->relrowsecurity) {
+        Relation index = index_open(column.probe_index, AccessShareLock);
+        ScanKeyData key;
+        ScanKeyEntryInitializeWithInfo(&key, 0, 1, BTEqualStrategyNumber, InvalidOid, InvalidOid,
+                                       &column.probe_equal, object);
+        IndexScanDesc scan = index_beginscan(heap, index, GetActiveSnapshot(), 1, 0);
+        index_rescan(scan, &key, 1, nullptr, 0);
+        TupleTableSlot *slot = table_slot_create(heap, nullptr);
+        found = index_getnext_slot(scan, ForwardScanDirection, slot);
+        ExecDropSingleTupleTableSlot(slot);
+        index_endscan(scan);
+        index_close(index, AccessShareLock);
+        *answered = true;
+    }
+    table_close(heap, AccessShareLock);
+    return found;
 }
 
 }  // namespace so::pg

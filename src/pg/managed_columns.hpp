@@ -34,6 +34,12 @@ struct ManagedColumn {
     // LIMIT 1, every name and operator schema-qualified.
     const char *reference_sql;
     SPIPlanPtr plan;  // reference_sql prepared on first use (SPI_keepplan)
+    // A btree index whose first key is the column, found on first use:
+    // lets a reader's check skip the query where nothing but a row's
+    // existence decides (see column_visible_by_index).
+    enum class Probe : char { Unknown, Index, Query } probe;
+    Oid probe_index;
+    FmgrInfo probe_equal;  // the index's equality function
 };
 
 // The managed columns, read once per transaction from pg_trigger. The
@@ -45,6 +51,14 @@ ManagedColumn *managed_columns(int *count);
 // connection of the caller's: with the given snapshot (nullptr: the
 // active one, read-only). True when a row was found.
 bool column_references(ManagedColumn &column, Datum object, Snapshot snapshot);
+
+// For a role that may SELECT the column: whether a row holding object is
+// visible to it, through a btree index on the column and the active
+// snapshot, without planning or running a query. Only for plain tables
+// without row-level security (then a row's existence is all the query
+// could tell) and scalar columns; *answered is false where it cannot tell
+// and the caller runs the reference query as the user instead.
+bool column_visible_by_index(ManagedColumn &column, Datum object, bool *answered);
 
 // OID of the so_manage() trigger function. C side.
 Oid manage_function_oid();

@@ -11,6 +11,16 @@
 //                    written with a copy of a value is never missed by the
 //                    decision that the value is unreferenced.
 //
+// A lock per object would exhaust the shared lock table in a transaction
+// that deletes or inserts tens of thousands of managed rows. So locks form
+// a two-level hierarchy, like a table's and its rows': an object lock is
+// preceded by an intent lock on its backend (RowShareLock before a shared
+// object lock, RowExclusiveLock before an exclusive one), and a
+// transaction that has taken kEscalateAfter object locks of one kind on a
+// backend takes the backend's lock itself (ShareLock or ExclusiveLock)
+// instead of more object locks. The conflict table of those modes makes a
+// backend lock conflict with exactly the object locks it covers.
+//
 // C side: waiting may ereport (deadlock, cancel).
 #pragma once
 
