@@ -53,7 +53,7 @@ SPIPlanPtr prepared(KeptPlan &kept, const char *sql_template, int nargs, Oid *ar
     return plan;
 }
 
-KeptPlan insert_plan, select_plan, delete_plan, retry_plan, due_plan, find_plan, postpone_plan;
+KeptPlan insert_plan, select_plan, delete_plan, retry_plan, due_plan, due_untried_plan, find_plan, postpone_plan;
 
 // Whether two values name the same version: every field both know agrees.
 bool same_version(const PackedView &a, const PackedView &b) {
@@ -226,15 +226,25 @@ QueueCounts process_queued_deletes(int64 max_rows, bool due_only, int64 *after_i
     return counts;
 }
 
-double seconds_until_next_due() {
+double seconds_until_next_due(bool untried_now) {
     double seconds = -1;
     registry_ensure_loaded();
     as_extension_owner([&] {
         SPI_connect();
-        SPIPlanPtr due = prepared(due_plan,
-                                  "SELECT pg_catalog.date_part('epoch', pg_catalog.min(next_attempt_at) "
-                                  "OPERATOR(pg_catalog.-) pg_catalog.clock_timestamp()) FROM %s.so_delete_queue",
-                                  0, nullptr);
+        // Untried rows put off for a moment (their object's reference lock
+        // was still held by the committing transaction) count as due for a
+        // waiter: the worker has not done them yet.
+        SPIPlanPtr due = untried_now
+                             ? prepared(due_untried_plan,
+                                        "SELECT pg_catalog.date_part('epoch', pg_catalog.min(CASE WHEN attempts "
+                                        "OPERATOR(pg_catalog.=) 0 THEN pg_catalog.clock_timestamp() ELSE "
+                                        "next_attempt_at END) OPERATOR(pg_catalog.-) pg_catalog.clock_timestamp()) "
+                                        "FROM %s.so_delete_queue",
+                                        0, nullptr)
+                             : prepared(due_plan,
+                                        "SELECT pg_catalog.date_part('epoch', pg_catalog.min(next_attempt_at) "
+                                        "OPERATOR(pg_catalog.-) pg_catalog.clock_timestamp()) FROM %s.so_delete_queue",
+                                        0, nullptr);
         // The latest snapshot: a caller that waits for the worker asks again and again in one statement.
         if (SPI_execute_snapshot(due, nullptr, nullptr, GetLatestSnapshot(), InvalidSnapshot, true, false, 1) !=
             SPI_OK_SELECT)

@@ -39,8 +39,9 @@ struct QueueCounts {
 QueueCounts process_queued_deletes(int64 max_rows, bool due_only, int64 *after_id, bool *more);
 
 // Seconds until the earliest queued row is due (0 when one is due now),
-// or -1 when the queue is empty, as of the latest snapshot. C side.
-double seconds_until_next_due();
+// or -1 when the queue is empty, as of the latest snapshot; untried_now
+// counts rows never tried as due now. C side.
+double seconds_until_next_due(bool untried_now = false);
 
 // Whether this transaction queued a delete (so its commit must wake the
 // worker); reset at the end of every transaction.

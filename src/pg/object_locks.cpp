@@ -73,6 +73,10 @@ void lock_for_overwrite(std::string_view backend, std::string_view key) {
     acquire(backend, hash_parts(backend, key, ""), kOverwriteLock, ExclusiveLock, true);
 }
 
+void lock_backend_overwrites(std::string_view backend) {
+    acquire_tag(hash_parts(backend, "", ""), static_cast<uint16>(kOverwriteLock + 0x100), ExclusiveLock, true);
+}
+
 bool lock_reference(std::string_view backend, std::string_view key, std::string_view version, bool has_version,
                     LOCKMODE mode, bool wait) {
     return acquire(backend, hash_parts(backend, key, has_version ? version : std::string_view("\x01", 1)),

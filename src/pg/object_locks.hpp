@@ -36,6 +36,9 @@ namespace so::pg {
 
 void lock_for_overwrite(std::string_view backend, std::string_view key);
 
+// Every key of the backend at once, exclusive (crash recovery of overwrites).
+void lock_backend_overwrites(std::string_view backend);
+
 // With wait false, returns false instead of waiting.
 bool lock_reference(std::string_view backend, std::string_view key, std::string_view version, bool has_version,
                     LOCKMODE mode, bool wait);

@@ -61,7 +61,7 @@ Datum so_wait_for_worker(PG_FUNCTION_ARGS) {
     // upgrade, a restore, a retry time set by hand): have it look.
     if (so::pg::seconds_until_next_due() == 0) so::pg::wake_worker();
     for (;;) {
-        if (so::pg::worker_idle_here() && so::pg::seconds_until_next_due() != 0) PG_RETURN_BOOL(true);
+        if (so::pg::worker_idle_here() && so::pg::seconds_until_next_due(true) != 0) PG_RETURN_BOOL(true);
         if (GetCurrentTimestamp() >= deadline) PG_RETURN_BOOL(false);
         (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 10, PG_WAIT_EXTENSION);
         ResetLatch(MyLatch);

@@ -20,6 +20,7 @@ extern "C" {
 #include "access/transam.h"
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "replication/message.h"
 #include "common/hashfn.h"
 #include "executor/spi.h"
 #include "storage/lock.h"
@@ -200,6 +201,7 @@ void resolve_released() {
         lock_reference(view.backend, view.filename, view.version_id, view.has_version_id, ExclusiveLock, true);
         if (!referenced_at_commit(object)) queue_delete(object);
     }
+    if (transaction_queued_deletes()) warn_once_without_worker();
 }
 
 #ifdef SO_TEST_HOOKS
@@ -222,6 +224,12 @@ void promote_staged() {
     int *order = sorted_actions(Action::Kind::Staged, &n);
     if (n == 0) return;
     const char *tag = transaction_tag();
+    // The journal and staged names carry this transaction's id: it must
+    // be on disk before the first external change, or a crash before the
+    // commit record would hand the same id to a later transaction, whose
+    // outcome recovery would then follow. A transactional logical message
+    // (at any wal_level) carries it; redo advances the next id past it.
+    XLogFlush(LogLogicalMessage("stored_object", "", 0, true));
     for (int k = 0; k < n; ++k) {
         lock_for_overwrite(actions()[order[k]].store->backend_key(), actions()[order[k]].meta.filename);
         bool network = guard([&] {
@@ -256,10 +264,14 @@ void end_of_transaction(bool commit) {
     {
         auto &list = actions();
         if (commit) {
-            bool backups = std::any_of(list.begin(), list.end(), [](const Action &a) {
-                return a.kind == Action::Kind::Staged && a.promoted && a.backup.restorable;
+            // A promoted overwrite changed the store already: with
+            // synchronous_commit = off, COMMIT must not return before the
+            // commit is durable (local backups are dropped only then, and S3
+            // cannot undo at all).
+            bool promoted = std::any_of(list.begin(), list.end(), [](const Action &a) {
+                return a.kind == Action::Kind::Staged && a.promoted;
             });
-            if (backups) XLogFlush(XactLastCommitEnd);
+            if (promoted) XLogFlush(XactLastCommitEnd);
             for (Action &a : list) {
                 if (a.kind != Action::Kind::Staged || !a.promoted || !a.backup.restorable) continue;
                 try {
@@ -416,6 +428,9 @@ int recover_interrupted_overwrites(std::string_view backend) {
             BackendRef ref{registry, &entry.second};
             try {
                 if (ref.store()->uses_network()) continue;
+                // No overwrite of this backend promotes meanwhile, and the
+                // worker and so_gc never recover the same entry at once.
+                pg_call([&] { lock_backend_overwrites(entry.first); });
                 finished += ref.store()->recover([](const std::string &tag) {
                     TransactionOutcome how = TransactionOutcome::InProgress;
                     pg_call([&] { how = transaction_outcome(tag); });

@@ -115,12 +115,16 @@ void set_launcher_latch() {
 
 // ---- the per-database worker -------------------------------------------------
 
+// Marks the database served or done; done also means its crash recovery
+// ran (the first worker of a launcher's lifetime does it).
 void mark_slot(Oid database, bool running, TimestampTz due) {
     SpinLockAcquire(&shared->mutex);
     if (DatabaseSlot *slot = slot_for(database, true)) {
         slot->running = running;
-        if (!running) slot->due = due;
-        slot->recovered = true;
+        if (!running) {
+            slot->due = due;
+            slot->recovered = true;
+        }
     }
     SpinLockRelease(&shared->mutex);
 }
@@ -258,9 +262,11 @@ void so_database_worker_main(Datum arg) {
     pgstat_report_appname("stored_object worker");
     mark_slot(database, true, 0);
     TimestampTz due = 0;
+    bool recovered = false;
     for (;;) {
         CHECK_FOR_INTERRUPTS();
-        bool recover = take_wake_flag(database);
+        bool recover = take_wake_flag(database) && !recovered;
+        recovered = true;
         SetCurrentStatementStartTimestamp();
         StartTransactionCommand();
         PushActiveSnapshot(GetTransactionSnapshot());
