@@ -39,7 +39,8 @@ def run(name, fixture, cases, leftovers=lambda: []):
             result.printErrors()
             bad = len(result.failures) + len(result.errors) + len(result.unexpectedSuccesses)
             failed += bad
-            passed += result.testsRun - bad - len(result.skipped) - len(result.expectedFailures)
+            # A setUpClass that fails counts as an error of no test run.
+            passed += max(0, result.testsRun - bad - len(result.skipped) - len(result.expectedFailures))
     except KeyboardInterrupt:
         print("interrupted")
         failed += 1
