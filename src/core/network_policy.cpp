@@ -132,6 +132,26 @@ bool is_internal(const sockaddr *address) {
     return family == AF_INET ? internal_v4(a) : internal_v6(a);
 }
 
+// One to four dot-separated numbers, each decimal, octal or 0x-hex: what
+// inet_aton (and so many resolvers) reads as an IPv4 address.
+static bool numeric_ipv4_form(std::string host) {
+    if (!host.empty() && host.back() == '.') host.pop_back();
+    if (host.empty()) return false;
+    int parts = 0;
+    size_t start = 0;
+    for (;;) {
+        size_t end = host.find('.', start);
+        std::string part = host.substr(start, end == std::string::npos ? std::string::npos : end - start);
+        bool hex = part.size() > 1 && part[0] == '0' && (part[1] == 'x' || part[1] == 'X');
+        std::string digits = hex ? part.substr(2) : part;
+        const char *allowed = hex ? "0123456789abcdefABCDEF" : "0123456789";
+        if ((digits.empty() && !hex) || digits.find_first_not_of(allowed) != std::string::npos) return false;
+        if (++parts > 4) return false;
+        if (end == std::string::npos) return true;
+        start = end + 1;
+    }
+}
+
 bool restricted_may_use_host(std::string_view host_view) {
     std::string host = lower(host_view);
     if (!host.empty() && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
@@ -148,8 +168,8 @@ bool restricted_may_use_host(std::string_view host_view) {
         return restricted_may_connect(reinterpret_cast<sockaddr *>(&v6));
     }
     // Numeric forms inet_pton does not take but resolvers do (2130706433,
-    // 0x7f.1, 127.1): refuse names made only of digits, dots and x.
-    return host.find_first_not_of("0123456789.x") != std::string::npos;
+    // 0x7f.1, 0177.1, 127.1): refuse them; the connection is checked anyway.
+    return !numeric_ipv4_form(host);
 }
 
 bool restricted_may_connect(const sockaddr *address) {
