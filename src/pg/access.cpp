@@ -13,6 +13,7 @@ extern "C" {
 #include "miscadmin.h"
 #include "utils/acl.h"
 #include "utils/inval.h"
+#include "utils/rls.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 #include "storage/proc.h"
@@ -189,11 +190,18 @@ bool visible_through_rows(Datum object, const PackedView &view, AclMode privileg
     // The others: the reference query, as the user, under its policies.
     bool found = false;
     if (query_needed) {
-        SPI_connect();
-        with_pinned_search_path([&] {
+        auto run = [&] {
             for (int i = 0; i < count && !found; ++i)
                 if (query[i]) found = column_references(columns[i], object, nullptr);
-        });
+        };
+        SPI_connect();
+        // The reference queries name every table, type and operator with its
+        // schema and run with the user's rights: the search_path cannot
+        // change them. Only row_security must be on (off, a query under a
+        // policy fails instead of applying it); pinning costs a GUC nest
+        // level per row, so only when needed.
+        if (row_security) run();
+        else with_pinned_search_path(run);
         SPI_finish();
     }
     pfree(query);
