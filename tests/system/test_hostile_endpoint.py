@@ -56,6 +56,7 @@ import urllib.parse
 sys.dont_write_bytecode = True  # no __pycache__ beside the tests
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import runner  # noqa: E402
+from procfs import proc_status, reset_peak  # noqa: E402
 
 import psycopg2  # noqa: E402
 
@@ -457,30 +458,6 @@ LISTINGS = {
     "huge-listing/": answer_huge_listing,
     "pages/": answer_repeated_token,
 }
-
-
-# ---- the backend process's memory ---------------------------------------------
-
-def proc_status(pid):
-    """VmHWM, VmRSS, VmPeak, VmSize of a process, in bytes."""
-    values = {}
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            name, _, rest = line.partition(":")
-            if name in ("VmHWM", "VmRSS", "VmPeak", "VmSize"):
-                values[name] = int(rest.split()[0]) * 1024
-    return values
-
-
-def reset_peak(pid):
-    """Resets VmHWM to the current VmRSS (Linux: "5" to clear_refs). False
-    when not allowed; the test then measures from the old peak."""
-    try:
-        with open("/proc/%d/clear_refs" % pid, "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
 
 
 # ---- the fixture -----------------------------------------------------------------

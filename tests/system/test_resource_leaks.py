@@ -29,29 +29,12 @@ import unittest
 import psycopg2
 
 import s3support
+from procfs import proc_status, reset_peak
 
 FX = s3support.Fixture("leaks")
 MIB = 1024 * 1024
 
 
-def proc_status(pid):
-    out = {}
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            name, _, rest = line.partition(":")
-            if rest.strip().endswith("kB"):
-                out[name] = int(rest.split()[0]) * 1024
-    return out
-
-
-def reset_peak(pid):
-    """Resets VmHWM to the current RSS (Linux >= 4.0); False if not allowed."""
-    try:
-        with open("/proc/%d/clear_refs" % pid, "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
 
 
 def open_fds(pid):
