@@ -405,38 +405,29 @@ void LocalStore::drop_backup(const Backup &backup) {
     remove_journal(backup.journal);
 }
 
-int LocalStore::recover(const std::function<TransactionOutcome(const std::string &tag)> &outcome) {
-    UniqueFd root = open_root(false);
-    if (!root) return 0;
-    int fd = ::openat(root.get(), kJournalDir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0) return 0;
-    UniqueFd journal(fd);
-    std::vector<std::string> entries;
+std::vector<LocalStore::JournalEntry> LocalStore::read_journal(int journal_dir) const {
+    std::vector<std::string> names;
     {
-        int copy = ::dup(journal.get());
+        int copy = ::dup(journal_dir);
         UniqueDir stream(copy >= 0 ? ::fdopendir(copy) : nullptr);
         if (!stream) {
             if (copy >= 0) ::close(copy);
-            return 0;
+            return {};
         }
         while (struct dirent *entry = ::readdir(stream.get())) {
             std::string name = entry->d_name;
             if (name == "." || name == "..") continue;
             if (name.rfind(".tmp-", 0) == 0) {  // an entry never finished: its promotion never started
-                ::unlinkat(journal.get(), name.c_str(), 0);
+                ::unlinkat(journal_dir, name.c_str(), 0);
                 continue;
             }
-            entries.push_back(name);
+            names.push_back(name);
         }
     }
-    int finished = 0;
-    for (const std::string &name : entries) {
-        throw_if_interrupted();
-        std::string tag = name.substr(0, name.find('-'));
-        TransactionOutcome how = outcome(tag);
-        if (how == TransactionOutcome::InProgress) continue;
+    std::vector<JournalEntry> entries;
+    for (const std::string &name : names) {
         // so-journal-1, key, backup, promoted
-        UniqueFd entry(::openat(journal.get(), name.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+        UniqueFd entry(::openat(journal_dir, name.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
         if (!entry) continue;
         char buffer[4096];
         ssize_t n = ::read(entry.get(), buffer, sizeof buffer);
@@ -445,12 +436,44 @@ int LocalStore::recover(const std::function<TransactionOutcome(const std::string
         for (size_t start = 0, end; (end = all.find('\n', start)) != std::string::npos; start = end + 1)
             lines.push_back(all.substr(start, end - start));
         if (lines.size() != 4 || lines[0] != "so-journal-1") continue;  // not ours: leave it to a human
-        Backup backup{lines[1], lines[2], true, lines[3], name};
-        if (how == TransactionOutcome::Committed) drop_backup(backup);
-        else restore(backup);
+        entries.push_back(JournalEntry{name, Backup{lines[1], lines[2], true, lines[3], name}});
+    }
+    return entries;
+}
+
+int LocalStore::recover(const std::function<TransactionOutcome(const std::string &tag)> &outcome) {
+    UniqueFd root = open_root(false);
+    if (!root) return 0;
+    int fd = ::openat(root.get(), kJournalDir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) return 0;
+    UniqueFd journal(fd);
+    int finished = 0;
+    for (const JournalEntry &entry : read_journal(journal.get())) {
+        throw_if_interrupted();
+        TransactionOutcome how = outcome(entry.name.substr(0, entry.name.find('-')));
+        if (how == TransactionOutcome::InProgress) continue;
+        if (how == TransactionOutcome::Committed) drop_backup(entry.backup);
+        else restore(entry.backup);
         ++finished;
     }
     return finished;
+}
+
+std::vector<std::string> LocalStore::backups_awaiting_recovery() {
+    UniqueFd root = open_root(false);
+    if (!root) return {};
+    int fd = ::openat(root.get(), kJournalDir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) return {};
+    UniqueFd journal(fd);
+    std::vector<std::string> backups;
+    for (const JournalEntry &entry : read_journal(journal.get())) {
+        if (entry.backup.handle.empty()) continue;  // there was nothing to keep
+        // The backup sits beside its key.
+        size_t slash = entry.backup.key.rfind('/');
+        backups.push_back(slash == std::string::npos ? entry.backup.handle
+                                                     : entry.backup.key.substr(0, slash + 1) + entry.backup.handle);
+    }
+    return backups;
 }
 
 bool LocalStore::remove(const std::string &key, const ObjectMeta *expected) {

@@ -37,6 +37,7 @@ public:
     void sign(std::string_view key, const SignRequest &request, std::string &url) override;
     void list(const std::string &prefix, const std::function<void(const ListedObject &)> &each) override;
     int recover(const std::function<TransactionOutcome(const std::string &tag)> &outcome) override;
+    std::vector<std::string> backups_awaiting_recovery() override;
 
     const LocalSigner &signer() const { return signer_; }
 
@@ -61,6 +62,13 @@ private:
     std::string write_journal(const std::string &tag, const std::string &key, const std::string &backup,
                               const std::string &promoted) const;
     void remove_journal(const std::string &entry) const;
+    // The journal's finished entries (name, and their backup), read from
+    // the journal directory; unfinished ones (.tmp-) are removed.
+    struct JournalEntry {
+        std::string name;
+        Backup backup;
+    };
+    std::vector<JournalEntry> read_journal(int journal_dir) const;
     ObjectMeta write_new_file(int dir, const std::string &name, const PutRequest &request, ByteSource &source) const;
     [[noreturn]] void fail(const std::string &what, const std::string &key, int err) const;
 };

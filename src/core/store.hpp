@@ -126,6 +126,9 @@ public:
     // backup if it committed, leave it while it runs). Returns how many it
     // finished.
     virtual int recover(const std::function<TransactionOutcome(const std::string &tag)> &outcome) { return 0; }
+    // The backups such a journal still names: recovery will put them back
+    // or drop them, so they are not orphans.
+    virtual std::vector<std::string> backups_awaiting_recovery() { return {}; }
 
     // Removes the object if it is still the version described by expected
     // (size and modification time, when known). Returns false when there

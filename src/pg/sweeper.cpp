@@ -157,9 +157,15 @@ Found find_orphans(const char *backend, const char *prefix, double cutoff) {
     int skipped = 0;
     Found found = so::pg::guard([&] {
         auto store = so::pg::lookup_store(backend);
+        // A backup a crash left for recovery is not an orphan: so_gc puts it
+        // back (or drops it) before it sweeps, and a dry run says so.
+        std::vector<std::string> awaiting = store->backups_awaiting_recovery();
+        std::sort(awaiting.begin(), awaiting.end());
         std::vector<so::ListedObject> orphans;
         store->list(prefix, [&](const so::ListedObject &object) {
-            if (object.last_modified < cutoff && !contains(referenced, object.key.c_str())) orphans.push_back(object);
+            if (object.last_modified < cutoff && !contains(referenced, object.key.c_str()) &&
+                !std::binary_search(awaiting.begin(), awaiting.end(), object.key))
+                orphans.push_back(object);
         });
         std::sort(orphans.begin(), orphans.end(),
                   [](const so::ListedObject &a, const so::ListedObject &b) { return a.key < b.key; });

@@ -842,6 +842,11 @@ class KillAfterPromoteTest(CrashBase):
             FX.sql("CREATE TABLE after_crash (i int)")
             FX.sql("INSERT INTO after_crash VALUES (1)")
             evidence = "%s; after two unrelated commits: %s" % (before, self.xid_evidence(tags))
+            # A dry run does not call the backup an orphan either: the real
+            # run puts it back.
+            listed = FX.sql("SELECT so_filename(object), action FROM so_gc(%s, '0 seconds')", (b.key,))
+            self.assertFalse([s for s in listed if ".so-old-" in s[0]],
+                             "a dry run lists the backup as an orphan: %s (%s)" % (listed, evidence))
             swept = FX.sql("SELECT so_filename(object), action FROM so_gc(%s, '0 seconds', dry_run => false)",
                            (b.key,))
             evidence += "; after so_gc: %s" % self.state(b)
