@@ -333,7 +333,8 @@ void LocalStore::remove_journal(const std::string &entry) const {
 Backup LocalStore::promote(const std::string &key, const std::string &handle, const std::string &tag) {
     std::string name;
     UniqueFd dir = open_parent(key, true, &name);
-    Backup backup{key, ""};
+    Backup backup;
+    backup.key = key;
     struct stat current, staged;
     if (::fstatat(dir.get(), name.c_str(), &current, AT_SYMLINK_NOFOLLOW) == 0) {
         if (S_ISLNK(current.st_mode)) fail("replace", key, ELOOP);

@@ -625,7 +625,11 @@ Backup S3Store::promote(const std::string &key, const std::string &handle, const
     if (response.status != 200 || response.body.find("<Error>") != std::string::npos) fail(response, "replace", key);
     // The staged object is left for the caller to remove once the
     // transaction has committed (drop_backup); the copy cannot be undone.
-    return Backup{key, handle, false};
+    Backup backup;
+    backup.key = key;
+    backup.handle = handle;
+    backup.restorable = false;
+    return backup;
 }
 
 void S3Store::discard(const std::string &key, const std::string &handle) {
