@@ -40,6 +40,9 @@ public:
     std::vector<std::string> backups_awaiting_recovery() override;
 
     const LocalSigner &signer() const { return signer_; }
+    bool verifies_url(std::string_view url, HttpMethod method, int64_t now) const override {
+        return signer_.verify(url, method, now) == LocalSigner::Verdict::Valid;
+    }
 
     // Longest key segment: leaves room for our staging prefixes within
     // NAME_MAX (255).

@@ -788,6 +788,13 @@ void S3Store::list(const std::string &prefix, const std::function<void(const Lis
     }
 }
 
+std::optional<ObjectMeta> S3Store::copy_within(const Store &source, const std::string &source_key,
+                                               const std::string &key) {
+    const auto *s3_source = dynamic_cast<const S3Store *>(&source);
+    if (!s3_source || !same_store(*s3_source)) return std::nullopt;
+    return copy_from(*s3_source, source_key, key);
+}
+
 bool S3Store::same_store(const S3Store &other) const {
     return endpoint_.authority == other.endpoint_.authority && config_.region == other.config_.region &&
            config_.access_key_id == other.config_.access_key_id &&

@@ -46,10 +46,10 @@ public:
     // Page by page through ListObjectsV2; keys relative to the backend's prefix.
     void list(const std::string &prefix, const std::function<void(const ListedObject &)> &each) override;
 
-    // A server-side copy (CopyObject) from another backend on the same
-    // store; false when source is on another store (copy the bytes then).
-    bool same_store(const S3Store &other) const;
-    ObjectMeta copy_from(const S3Store &source, const std::string &source_key, const std::string &key);
+    // A server-side copy (CopyObject) from a backend on the same endpoint
+    // with the same credentials; nullopt otherwise.
+    std::optional<ObjectMeta> copy_within(const Store &source, const std::string &source_key,
+                                          const std::string &key) override;
 
     // Connections opened so far by this backend in this session.
     long connections_opened() const { return client_.connections_opened(); }
@@ -58,6 +58,8 @@ public:
 
 private:
     struct Call;
+    bool same_store(const S3Store &other) const;
+    ObjectMeta copy_from(const S3Store &source, const std::string &source_key, const std::string &key);
     S3Config config_;
     sigv4::Endpoint endpoint_;
     sigv4::AddressingStyle style_;

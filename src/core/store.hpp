@@ -157,6 +157,19 @@ public:
     // now (seconds since the epoch). No I/O.
     virtual void sign(std::string_view key, const SignRequest &request, std::string &url) = 0;
 
+    // Copies source_key of source to key here without the bytes passing
+    // through us (a server-side copy), create-only; nullopt when this store
+    // cannot do that from source, and the caller streams the bytes instead.
+    virtual std::optional<ObjectMeta> copy_within(const Store &source, const std::string &source_key,
+                                                  const std::string &key) {
+        return std::nullopt;
+    }
+
+    // Whether url is a URL this backend signed, intact, unexpired at now
+    // (seconds since the epoch) and valid for method. Stores whose URLs
+    // their own server checks (S3) never verify here.
+    virtual bool verifies_url(std::string_view url, HttpMethod method, int64_t now) const { return false; }
+
 protected:
     explicit Store(std::string backend_key) : backend_key_(std::move(backend_key)) {}
     std::string backend_key_;

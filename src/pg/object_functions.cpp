@@ -5,7 +5,6 @@
 #include "core/error.hpp"
 #include "core/mime_types.hpp"
 #include "core/object_meta.hpp"
-#include "core/s3_store.hpp"
 #include "pg/access.hpp"
 #include "pg/delete_queue.hpp"
 #include "pg/guard.hpp"
@@ -227,15 +226,17 @@ Datum so_copy(PG_FUNCTION_ARGS) {
         source->validate_key(source_key);
         target->validate_key(key);
         so::ObjectMeta meta;
-        auto *s3_source = dynamic_cast<so::S3Store *>(source.get());
-        auto *s3_target = dynamic_cast<so::S3Store *>(target.get());
-        if (s3_source && s3_target && s3_target->same_store(*s3_source)) {
-            // Same store: the bytes never leave it.
-            meta = s3_target->copy_from(*s3_source, source_key, key);
+        // On one store the bytes need not leave it (a server-side copy),
+        // unless this transaction staged a new version of the source.
+        std::string staged = so::pg::staged_handle(source->backend_key(), source_key);
+        std::optional<so::ObjectMeta> copied;
+        if (staged.empty()) copied = target->copy_within(*source, source_key, key);
+        if (copied) {
+            meta = *copied;
         } else {
             // Elsewhere: streamed, a buffer (or one S3 part) at a time, so
             // objects of any size move without being held whole.
-            auto reader = source->open_reader(source_key, so::pg::staged_handle(source->backend_key(), source_key));
+            auto reader = source->open_reader(source_key, staged);
             so::PutRequest request;
             request.key = key;
             // A hand-typed value may carry anything: only a plain media type goes into a header.

@@ -1,6 +1,5 @@
 // so_sign and so_verify_url: time-limited URLs for stored objects.
 #include "core/error.hpp"
-#include "core/local_store.hpp"
 #include "core/object_meta.hpp"
 #include "pg/access.hpp"
 #include "pg/guard.hpp"
@@ -106,11 +105,8 @@ Datum so_verify_url(PG_FUNCTION_ARGS) {
     int64 now = statement_epoch_seconds();
     return so::pg::guard([&] {
         // Several backends may share a base_url: valid if any of them signed it.
-        for (const auto &store : so::pg::all_stores()) {
-            const auto *local = dynamic_cast<const so::LocalStore *>(store.get());
-            if (local && local->signer().verify(url, method, now) == so::LocalSigner::Verdict::Valid)
-                return BoolGetDatum(true);
-        }
+        for (const auto &store : so::pg::all_stores())
+            if (store->verifies_url(url, method, now)) return BoolGetDatum(true);
         return BoolGetDatum(false);
     });
 }

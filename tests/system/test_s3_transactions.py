@@ -433,5 +433,41 @@ class OverwriteTest(TxBase):
         self.assertEqual(self.staged(), [])
 
 
+class CopyTest(TxBase):
+    """so_copy between two backends of one store copies server-side, except
+    what this transaction staged (the store has not got it yet)."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        if not hasattr(CopyTest, "archive_kp"):
+            CopyTest.archive_kp = FX.register("tx_archive", "tx-archive")
+
+    def copy(self, conn, obj, key):
+        return FX.value("SELECT so_copy(%s::stored_object, 'tx_archive', %s)::text", (obj, key), conn)
+
+    def test_same_store_copies_server_side(self):
+        obj = self.put(self.a, self.k("src.txt"), b"committed")
+        before = FX.control.stats()
+        copied = self.copy(self.a, obj, self.k("dst.txt"))
+        d = s3support.delta(before, FX.control.stats())
+        self.assertEqual(d.get("op:CopyObject"), 1, d)
+        self.assertNotIn("op:GetObject", d)
+        self.assertEqual(FX.get_bytes(self.archive_kp + self.k("dst.txt")), b"committed")
+        self.assertEqual(self.get(self.a, copied), b"committed")
+
+    def test_staged_source_is_streamed(self):
+        key = self.k("src.txt")
+        self.put(self.a, key, b"committed")
+        self.run_sql(self.a, "BEGIN")
+        obj = self.put(self.a, key, b"staged in this transaction", overwrite=True)
+        before = FX.control.stats()
+        self.copy(self.a, obj, self.k("dst.txt"))
+        d = s3support.delta(before, FX.control.stats())
+        self.assertNotIn("op:CopyObject", d)
+        self.run_sql(self.a, "COMMIT")
+        self.assertEqual(FX.get_bytes(self.archive_kp + self.k("dst.txt")), b"staged in this transaction")
+
+
 if __name__ == "__main__":
-    sys.exit(s3support.main(FX, [AbortTest, DeleteTest, CreateOnlyTest, PrepareTest, OverwriteTest]))
+    sys.exit(s3support.main(FX, [AbortTest, DeleteTest, CreateOnlyTest, PrepareTest, OverwriteTest, CopyTest]))
