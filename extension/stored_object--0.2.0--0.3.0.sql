@@ -346,3 +346,13 @@ ALTER FUNCTION so_ge(stored_object, stored_object) LEAKPROOF;
 -- A value being stored in a managed column is checked against the queue:
 -- by identity, through this index.
 CREATE INDEX so_delete_queue_object ON so_delete_queue (object);
+
+-- ---------------------------------------------------------------------------
+-- Listing
+-- ---------------------------------------------------------------------------
+
+CREATE FUNCTION so_list(backend text, prefix text DEFAULT '', recursive boolean DEFAULT true)
+RETURNS SETOF stored_object
+    AS 'MODULE_PATHNAME' LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED ROWS 1000;
+COMMENT ON FUNCTION so_list(text, text, boolean) IS
+    'The objects of a backend whose keys start with prefix (recursive => false: not below a further "/"), as stored objects, the extension''s own files left out; for roles with the read privilege on the backend';
