@@ -356,3 +356,12 @@ RETURNS SETOF stored_object
     AS 'MODULE_PATHNAME' LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED ROWS 1000;
 COMMENT ON FUNCTION so_list(text, text, boolean) IS
     'The objects of a backend whose keys start with prefix (recursive => false: not below a further "/"), as stored objects, the extension''s own files left out; for roles with the read privilege on the backend';
+
+-- ---------------------------------------------------------------------------
+-- Public backends
+-- ---------------------------------------------------------------------------
+
+CREATE FUNCTION so_url(obj stored_object, expires_in interval DEFAULT '1 hour') RETURNS text
+    AS 'MODULE_PATHNAME' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION so_url(stored_object, interval) IS
+    'The object''s public URL on a backend with public_base_url, else a signed download URL valid for expires_in (as so_sign)';

@@ -220,6 +220,13 @@ std::string http_url(const std::string &name, const std::string &s, bool allow_p
     return out;
 }
 
+// Options every kind of backend takes.
+void add_common_options(OptionTable &table, BackendConfig &config) {
+    table.setters.emplace("public_base_url", string_option("public_base_url", [&config](const std::string &s) {
+                              config.public_base_url = http_url("public_base_url", s, true);
+                          }));
+}
+
 OptionTable local_options(LocalConfig &c) {
     return {"file",
             {{"base_url",
@@ -359,14 +366,25 @@ BackendConfig parse_backend_config(std::string_view key, std::string_view url,
     if (scheme == "s3") {
         config.kind = BackendKind::S3;
         parse_s3_url(rest, config.s3);
-        apply_options(s3_options(config.s3), options);
+        OptionTable table = s3_options(config.s3);
+        add_common_options(table, config);
+        apply_options(table, options);
         check_s3_rules(config.s3, options);
     } else {
         config.kind = BackendKind::Local;
         parse_local_url(scheme, rest, data_dir, config.local);
-        apply_options(local_options(config.local), options);
+        OptionTable table = local_options(config.local);
+        add_common_options(table, config);
+        apply_options(table, options);
     }
     return config;
+}
+
+std::optional<std::string> public_url(const BackendConfig &config, std::string_view key) {
+    if (!config.public_base_url) return std::nullopt;
+    std::string url = *config.public_base_url + "/";
+    uri::encode(key, true, url);
+    return url;
 }
 
 bool url_grants_file_access(std::string_view url) { return lower(url.substr(0, 5)) != "s3://"; }

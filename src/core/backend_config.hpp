@@ -58,7 +58,13 @@ struct BackendConfig {
     BackendKind kind = BackendKind::Local;
     LocalConfig local;
     S3Config s3;
+    // Where the backend's objects are published without a signature (a CDN,
+    // a public bucket): public_base_url/key. Any kind of backend.
+    std::optional<std::string> public_base_url;
 };
+
+// The public URL of key on a backend with public_base_url (nullopt without).
+std::optional<std::string> public_url(const BackendConfig &config, std::string_view key);
 
 // Checks a backend key: 1 to 63 characters of [A-Za-z0-9_.-].
 void validate_backend_key(std::string_view key);

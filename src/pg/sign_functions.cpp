@@ -1,4 +1,8 @@
-// so_sign and so_verify_url: time-limited URLs for stored objects.
+// so_sign, so_url and so_verify_url: URLs for stored objects.
+#include <cstring>
+#include <string>
+
+#include "core/backend_config.hpp"
 #include "core/error.hpp"
 #include "core/object_meta.hpp"
 #include "pg/access.hpp"
@@ -96,6 +100,30 @@ Datum so_sign(PG_FUNCTION_ARGS) {
         sign(true);
     }
     return PointerGetDatum(cstring_to_text_with_len(url.data(), static_cast<int>(url.size())));
+}
+
+// so_url(obj, expires_in): the object's public URL on a backend with
+// public_base_url (for a role that may read the object), else the signed
+// download URL so_sign gives: one function for applications to call.
+PG_FUNCTION_INFO_V1(so_url);
+Datum so_url(PG_FUNCTION_ARGS) {
+    Datum object = PG_GETARG_DATUM(0);
+    so::PackedView view = so::pg::object_view(object);
+    bool is_public = so::pg::guard([&] {
+        return so::pg::lookup_backend(view.backend).config().public_base_url.has_value();
+    });
+    if (!is_public) return DirectFunctionCall3(so_sign, object, PG_GETARG_DATUM(1), BoolGetDatum(false));
+    so::pg::require_object_read(object, view);
+    text *result = so::pg::guard([&] {
+        const so::pg::BackendRef &ref = so::pg::lookup_backend(view.backend);
+        so::pg::lookup_store(view.backend)->validate_key(view.filename);
+        std::string url = *so::public_url(ref.config(), view.filename);
+        auto *t = static_cast<text *>(so::pg::alloc(VARHDRSZ + url.size()));
+        SET_VARSIZE(t, VARHDRSZ + url.size());
+        memcpy(VARDATA(t), url.data(), url.size());
+        return t;
+    });
+    PG_RETURN_TEXT_P(result);
 }
 
 PG_FUNCTION_INFO_V1(so_verify_url);
