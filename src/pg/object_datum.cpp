@@ -1,6 +1,7 @@
 #include "pg/object_datum.hpp"
 
 #include "core/error.hpp"
+#include "core/mime_types.hpp"
 #include "pg/guard.hpp"
 
 namespace so::pg {
@@ -18,6 +19,17 @@ Datum make_object_datum(const ObjectMeta &meta) {
 Datum make_object_datum_from_store(ObjectMeta meta) {
     sanitize_from_store(meta);
     return make_object_datum(meta);
+}
+
+Datum listed_object_datum(std::string_view backend, const ListedObject &object) {
+    ObjectMeta meta;
+    meta.backend = std::string(backend);
+    meta.filename = object.key;
+    meta.size = static_cast<int64_t>(object.size);
+    meta.last_modified = object.last_modified;
+    meta.content_type = guess_content_type(object.key);
+    if (!object.etag.empty()) meta.etag = object.etag;
+    return make_object_datum_from_store(std::move(meta));
 }
 
 PackedView object_view(Datum datum) {

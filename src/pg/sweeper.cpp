@@ -9,7 +9,6 @@
 #include <vector>
 
 #include "core/error.hpp"
-#include "core/mime_types.hpp"
 #include "pg/access.hpp"
 #include "pg/guard.hpp"
 #include "pg/object_datum.hpp"
@@ -173,16 +172,9 @@ Found find_orphans(const char *backend, const char *prefix, double cutoff) {
         Found result{static_cast<Datum *>(so::pg::alloc(sizeof(Datum) * n)), 0,
                      static_cast<char **>(so::pg::alloc(sizeof(char *) * n))};
         for (const auto &object : orphans) {
-            so::ObjectMeta meta;
-            meta.backend = backend;
-            meta.filename = object.key;
-            meta.size = static_cast<int64_t>(object.size);
-            meta.last_modified = object.last_modified;
-            meta.content_type = so::guess_content_type(object.key);
-            if (!object.etag.empty()) meta.etag = object.etag;
             Datum value;
             try {
-                value = so::pg::make_object_datum_from_store(meta);
+                value = so::pg::listed_object_datum(backend, object);
             } catch (const so::Error &e) {
                 if (e.kind() != so::ErrorKind::Io) throw;
                 ++skipped;  // a name no stored_object can hold: not ours to judge
