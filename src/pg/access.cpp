@@ -91,7 +91,8 @@ bool is_storage_admin(Oid role) {
     if (role == cached_role && cached_roles == role_generation && cached_registry == registry_generation())
         return cached;
     uint64_t roles = role_generation, registry = registry_generation();
-    bool admin = superuser_arg(role) || pg_class_aclcheck(registry_relid(), role, ACL_UPDATE) == ACLCHECK_OK;
+    Oid table = registry_relid();  // before lookups that may process invalidations
+    bool admin = superuser_arg(role) || pg_class_aclcheck(table, role, ACL_UPDATE) == ACLCHECK_OK;
     cached_role = role;
     cached_roles = roles;
     cached_registry = registry;

@@ -46,11 +46,12 @@ std::shared_ptr<const Registry> &current() {
     return registry;
 }
 
+// Every write to the registry sends one (the trigger), so this runs in
+// the middle of other work: it only marks the cache stale. The table's OID
+// stays (reload() looks it up again), so a caller holding it between
+// registry_ensure_loaded() and its use never sees InvalidOid.
 void invalidate(Datum, Oid relid) {
-    if (relid == InvalidOid || relid == cached_table_oid) {
-        cache_valid = false;
-        if (relid == cached_table_oid) cached_table_oid = InvalidOid;  // may be dropped
-    }
+    if (relid == InvalidOid || relid == cached_table_oid) cache_valid = false;
 }
 
 // One row as read from the table, in palloc'd memory.
