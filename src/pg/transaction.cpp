@@ -109,11 +109,18 @@ Warnings &warnings() {
 }
 
 // The worker removes a network store's object; without one, it is done here.
-void undo_remotely(Store &store, const std::string &key, const ObjectMeta *expected) {
+// A network store's undo is the worker's: no network I/O in an abort
+// callback (locks are held, the client waits). Returns false when the
+// worker cannot take it (not preloaded, or its undo list is full): the
+// object then stays, an orphan for so_gc.
+bool undo_remotely(Store &store, const std::string &key, const ObjectMeta *expected) {
     std::string etag = expected && expected->etag ? *expected->etag : "";
     std::string version = expected && expected->version_id ? *expected->version_id : "";
-    if (!hand_undo_to_worker(store.backend_key(), key, etag, version)) store.remove(key, expected);
+    return hand_undo_to_worker(store.backend_key(), key, etag, version);
 }
+
+constexpr const char *kUndoLeft = "the background worker could not take its undo (not in shared_preload_libraries, "
+                                  "or busy); so_gc removes it";
 
 // Undoes one action of an aborted (sub)transaction; never throws.
 void undo(Action &a) noexcept {
@@ -122,8 +129,9 @@ void undo(Action &a) noexcept {
             case Action::Kind::Created:
                 // Only if it is still ours: another transaction may have
                 // replaced it since.
-                if (a.store->uses_network()) undo_remotely(*a.store, a.meta.filename, &a.meta);
-                else a.store->remove(a.meta.filename, &a.meta);
+                if (!a.store->uses_network()) a.store->remove(a.meta.filename, &a.meta);
+                else if (!undo_remotely(*a.store, a.meta.filename, &a.meta))
+                    warnings().add("left the aborted", a, kUndoLeft);
                 break;
             case Action::Kind::Staged:
                 if (a.promoted && a.backup.restorable) {
@@ -131,7 +139,8 @@ void undo(Action &a) noexcept {
                         warnings().add("did not put back the previous version of", a,
                                        "the key was replaced by another transaction since");
                 } else if (a.store->uses_network()) {
-                    undo_remotely(*a.store, a.handle, nullptr);  // the staged object
+                    if (!undo_remotely(*a.store, a.handle, nullptr))  // the staged object
+                        warnings().add("left the staged version of aborted", a, kUndoLeft);
                 } else {
                     a.store->discard(a.meta.filename, a.handle);
                 }

@@ -38,7 +38,7 @@ namespace so::pg {
 namespace {
 
 constexpr int kSlots = 64;            // databases with work at one time
-constexpr int kUndoItems = 128;       // aborted writes waiting for their undo
+constexpr int kUndoItems = 1024;      // aborted writes waiting for their undo (~2.6 MB)
 constexpr int kMaxWorkers = 2;        // databases served at once
 constexpr int kBatch = 100;           // queue rows per worker transaction
 constexpr long kRescanMs = 5 * 60 * 1000;  // look at every database again

@@ -1036,6 +1036,23 @@ class WithoutPreloadTest(CrashBase):
         self.assertEqual(FX.sql("SELECT * FROM so_process_pending()"), [(2, 0, 0, 0)])
         self.assertEqual(self.b.keys(), [])
 
+    def test_aborted_s3_put_left_for_the_sweeper_with_a_warning(self):
+        # No network I/O in an abort: without a worker to take the undo,
+        # the object stays, a WARNING says so, and so_gc removes it.
+        s3 = self.backend("s3", "d_s3")
+        s = FX.connect()
+        FX.sql("BEGIN", conn=s)
+        FX.sql("SELECT so_put('d_s3', 'left/aborted.txt', 'x')", conn=s)
+        del s.notices[:]
+        FX.sql("ROLLBACK", conn=s)
+        left = [n for n in s.notices if "so_gc removes it" in n]
+        self.assertEqual(len(left), 1, s.notices)
+        self.assertIn("left/aborted.txt", left[0])
+        self.assertEqual(s3.content("left/aborted.txt"), b"x")
+        swept = FX.sql("SELECT so_filename(object), action FROM so_gc('d_s3', '0 seconds', dry_run => false)")
+        self.assertEqual(swept, [("left/aborted.txt", "deleted")])
+        self.assertIsNone(s3.content("left/aborted.txt"))
+
     def test_managed_delete_warns_once_and_waits_for_process_pending(self):
         self.table("md", True)
         for i in (1, 2):
