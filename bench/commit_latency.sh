@@ -111,7 +111,7 @@ trap commit_cleanup EXIT
 
 bench_machine_facts
 echo "psql:        $("$PG_BIN/psql" --version)"
-echo "git:         $(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$repo" diff --quiet HEAD -- src extension 2>/dev/null || echo ' + uncommitted changes in src/ or extension/')"
+bench_git_line
 
 # ---- the old build --------------------------------------------------------------
 

@@ -37,3 +37,20 @@ bench_machine_facts() {
     echo "memory:      $(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)"
     echo "load:        $(cut -d' ' -f1-3 /proc/loadavg)"
 }
+
+# The commit measured, and whether src/ or extension/ differ from it.
+bench_git_line() {
+    echo "git:         $(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$repo" diff --quiet HEAD -- src extension 2>/dev/null || echo ' + uncommitted changes in src/ or extension/')"
+}
+
+# The bare signing loop (bench/sign_loop.cpp over the core library built by
+# CMake in BENCH_CMAKE_DIR or $work/cmake) as $work/sign_loop.
+bench_build_sign_loop() {
+    local cmake_dir=${BENCH_CMAKE_DIR:-$work/cmake}
+    cmake -S "$repo" -B "$cmake_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo >"$work/cmake.log" 2>&1 \
+        && cmake --build "$cmake_dir" --target so_core -j"$(nproc)" >>"$work/cmake.log" 2>&1 \
+        || { tail -40 "$work/cmake.log"; echo "building so_core failed" >&2; exit 1; }
+    c++ -std=c++17 -O2 -Wall -I"$repo/src" -o "$work/sign_loop" "$repo/bench/sign_loop.cpp" \
+        "$cmake_dir/libso_core.a" -lcurl -lcrypto -lpthread
+    echo "bare loop:   bench/sign_loop.cpp, -O2, so_core built $(sed -nE 's/^CMAKE_BUILD_TYPE:[A-Z]+=//p' "$cmake_dir/CMakeCache.txt")"
+}

@@ -59,18 +59,12 @@ echo "openssl:     $(openssl version 2>/dev/null || echo unknown)"
 echo "psql:        $("$PG_BIN/psql" --version)"
 echo "python:      $("$PYTHON" --version 2>&1), boto3 $("$PYTHON" -c 'import boto3; print(boto3.__version__)'), botocore $("$PYTHON" -c 'import botocore; print(botocore.__version__)')"
 echo "node:        $(node --version), npm $(npm --version)"
-echo "git:         $(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$repo" diff --quiet HEAD -- src extension 2>/dev/null || echo ' + uncommitted changes in src/ or extension/')"
+bench_git_line
 
 # ---- setup ------------------------------------------------------------------
 
 # The bare loop: our signer from the core library built by CMake.
-cmake_dir=${BENCH_CMAKE_DIR:-$work/cmake}
-cmake -S "$repo" -B "$cmake_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo >"$work/cmake.log" 2>&1 \
-    && cmake --build "$cmake_dir" --target so_core -j"$(nproc)" >>"$work/cmake.log" 2>&1 \
-    || { tail -40 "$work/cmake.log"; echo "building so_core failed" >&2; exit 1; }
-c++ -std=c++17 -O2 -Wall -I"$repo/src" -o "$work/sign_loop" "$repo/bench/sign_loop.cpp" \
-    "$cmake_dir/libso_core.a" -lcurl -lcrypto -lpthread
-echo "bare loop:   bench/sign_loop.cpp, -O2, so_core built $(sed -nE 's/^CMAKE_BUILD_TYPE:[A-Z]+=//p' "$cmake_dir/CMakeCache.txt")"
+bench_build_sign_loop
 
 # The Node peer, from the committed lockfile.
 if [ ! -d "$repo/bench/node/node_modules/@aws-sdk/s3-request-presigner" ]; then

@@ -71,17 +71,11 @@ bench_workdir so_bench_sign_priv
 bench_machine_facts
 echo "compiler:    $(c++ --version | head -1)"
 echo "psql:        $("$PG_BIN/psql" --version)"
-echo "git:         $(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$repo" diff --quiet HEAD -- src extension 2>/dev/null || echo ' + uncommitted changes in src/ or extension/')"
+bench_git_line
 
 # ---- setup ------------------------------------------------------------------
 
-cmake_dir=${BENCH_CMAKE_DIR:-$work/cmake}
-cmake -S "$repo" -B "$cmake_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo >"$work/cmake.log" 2>&1 \
-    && cmake --build "$cmake_dir" --target so_core -j"$(nproc)" >>"$work/cmake.log" 2>&1 \
-    || { tail -40 "$work/cmake.log"; echo "building so_core failed" >&2; exit 1; }
-c++ -std=c++17 -O2 -Wall -I"$repo/src" -o "$work/sign_loop" "$repo/bench/sign_loop.cpp" \
-    "$cmake_dir/libso_core.a" -lcurl -lcrypto -lpthread
-echo "bare loop:   bench/sign_loop.cpp, -O2, so_core built $(sed -nE 's/^CMAKE_BUILD_TYPE:[A-Z]+=//p' "$cmake_dir/CMakeCache.txt")"
+bench_build_sign_loop
 
 s3_port=$("$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 S3_FIXTURE_BUCKETS=$BUCKET "$repo/tests/s3/run-fixture.sh" start "$work/s3" "$s3_port" >"$work/s3-start.log" 2>&1 \

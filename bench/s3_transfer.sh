@@ -75,7 +75,7 @@ echo "temp dir:    $work ($(stat -f -c %T "$work"))"
 echo "psql:        $("$PG_BIN/psql" --version)"
 echo "curl:        $(curl --version | head -1)"
 echo "python:      $("$PYTHON" --version 2>&1), boto3 $("$PYTHON" -c 'import boto3; print(boto3.__version__)'), botocore $("$PYTHON" -c 'import botocore; print(botocore.__version__)')"
-echo "git:         $(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$repo" diff --quiet HEAD -- src extension 2>/dev/null || echo ' + uncommitted changes in src/ or extension/')"
+bench_git_line
 
 # ---- setup ------------------------------------------------------------------
 
