@@ -330,7 +330,7 @@ $$;
 CREATE FUNCTION so_wait_for_worker(timeout interval DEFAULT '1 minute') RETURNS boolean
     AS 'MODULE_PATHNAME' LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
 COMMENT ON FUNCTION so_wait_for_worker(interval) IS
-    'Waits until the background worker has carried out the due deletes and undos of this database (true), or the timeout passed (false); false at once without a worker';
+    'Waits until the background worker has carried out the due deletes and undos of this database (true), or the timeout passed (false); false at once without a worker or on a standby';
 
 -- Comparisons by identity raise no error that depends on the values (only
 -- on corrupt data) and reveal nothing but the result: LEAKPROOF, so a
@@ -365,3 +365,16 @@ CREATE FUNCTION so_url(obj stored_object, expires_in interval DEFAULT '1 hour') 
     AS 'MODULE_PATHNAME' LANGUAGE C STABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION so_url(stored_object, interval) IS
     'The object''s public URL on a backend with public_base_url, else a signed download URL valid for expires_in (as so_sign)';
+
+-- ---------------------------------------------------------------------------
+-- Descriptions that 0.3.0 changed
+-- ---------------------------------------------------------------------------
+
+COMMENT ON TABLE so_backends IS
+    'Registered storage backends, their owners and privileges. Holds secrets: readable only by superusers and this database''s storage administrators; list backends with so_backend_info';
+COMMENT ON FUNCTION so_delete(stored_object) IS
+    'Deletes the object after the transaction commits (queued in so_delete_queue, carried out by the background worker once the commit is durable); nothing happens if it rolls back; needs the delete privilege';
+COMMENT ON FUNCTION so_orphans(text, text, interval) IS
+    'Objects of a backend that no stored_object or stored_object[] column of this database references, older than older_than; for storage administrators';
+COMMENT ON FUNCTION so_register_backend(text, text, jsonb) IS
+    'Registers a storage backend: file:///dir, osfs://dir or s3://bucket/prefix, with options; for storage administrators (file backends, server credentials and internal endpoints: superusers)';
