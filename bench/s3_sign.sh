@@ -157,7 +157,7 @@ so_sql="SELECT count(so_sign(file)) FROM t"
 pl_sql="SELECT count(s3_presign_get(:'endpoint', 'test-bucket', key, :'ak', :'sk', :'region', $EXPIRES)) FROM t"
 peer_args=("$ENDPOINT" "$BUCKET" "$AK" "$SK" "$REGION" "$ROWS" "$EXPIRES")
 
-so_rates=(); boto_rates=(); sdk_rates=(); pl_rates=(); bare_rates=()
+so_rates=(); untracked_rates=(); boto_rates=(); sdk_rates=(); pl_rates=(); bare_rates=()
 samples_boto='' samples_sdk='' samples_bare=''
 for ((r = 1; r <= REPEATS; r++)); do
     echo "== run $r/$REPEATS"
@@ -170,6 +170,18 @@ EOF
 )
     so_rates+=("$(per_sec "$ms")")
     printf 'so_sign (serial):   %8.0f ms  %9s URLs/s\n' "$ms" "${so_rates[-1]}"
+
+    # The same without operation statistics: what counting costs.
+    ms=$(time_last <<EOF
+$serial
+SET stored_object.track_operations = off;
+$so_sql WHERE id <= 1000;
+\timing on
+$so_sql;
+EOF
+)
+    untracked_rates+=("$(per_sec "$ms")")
+    printf 'so_sign, no stats:  %8.0f ms  %9s URLs/s\n' "$ms" "${untracked_rates[-1]}"
 
     out=$(BOTO_DISABLE_CRT=true "$PYTHON" "$repo/bench/sign_boto3.py" "${peer_args[@]}")
     boto_rates+=("$(field rate "$out")"); samples_boto=$(field sample "$out")
@@ -266,7 +278,7 @@ fi
 
 # ---- summary --------------------------------------------------------------------
 
-so=$(median "${so_rates[@]}"); boto=$(median "${boto_rates[@]}"); sdk=$(median "${sdk_rates[@]}")
+so=$(median "${so_rates[@]}"); untracked=$(median "${untracked_rates[@]}"); boto=$(median "${boto_rates[@]}"); sdk=$(median "${sdk_rates[@]}")
 pl=$(median "${pl_rates[@]}"); bare=$(median "${bare_rates[@]}")
 verdict() {  # ratio target
     awk -v r="$1" -v t="$2" 'BEGIN {printf "target >= %s: %s", t, (r >= t) ? "met" : "NOT met"}'
@@ -278,7 +290,10 @@ printf 'boto3:              %9s URLs/s   so_sign/boto3   = %8s   %s\n' "$boto" "
 printf 'aws-sdk-js v3:      %9s URLs/s   so_sign/sdk     = %8s   (no target)\n' "$sdk" "$(ratio "$so" "$sdk")"
 printf 'PL/pgSQL+pgcrypto:  %9s URLs/s   so_sign/plpgsql = %8s   %s\n' "$pl" "$(ratio "$so" "$pl")" "$(verdict "$(ratio "$so" "$pl")" 20)"
 printf 'bare C++ loop:      %9s URLs/s   so_sign/bare    = %8s   %s\n' "$bare" "$(ratio "$so" "$bare")" "$(verdict "$(ratio "$so" "$bare")" 0.25)"
-echo "runs (URLs/s): so_sign ${so_rates[*]}; boto3 ${boto_rates[*]}; sdk ${sdk_rates[*]}; plpgsql ${pl_rates[*]}; bare ${bare_rates[*]}"
+printf 'so_sign, stats off: %9s URLs/s   statistics overhead = %s%%   %s\n' "$untracked" \
+    "$(awk -v a="$so" -v b="$untracked" 'BEGIN {printf "%.1f", (b / a - 1) * 100}')" \
+    "$(awk -v a="$so" -v b="$untracked" 'BEGIN {o = (b / a - 1) * 100; printf "target <= 5%%: %s", (o <= 5) ? "met" : "NOT met"}')"
+echo "runs (URLs/s): so_sign ${so_rates[*]}; so_sign without statistics ${untracked_rates[*]}; boto3 ${boto_rates[*]}; sdk ${sdk_rates[*]}; plpgsql ${pl_rates[*]}; bare ${bare_rates[*]}"
 echo "load at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 # ---- profile ----------------------------------------------------------------------

@@ -378,3 +378,51 @@ COMMENT ON FUNCTION so_orphans(text, text, interval) IS
     'Objects of a backend that no stored_object or stored_object[] column of this database references, older than older_than; for storage administrators';
 COMMENT ON FUNCTION so_register_backend(text, text, jsonb) IS
     'Registers a storage backend: file:///dir, osfs://dir or s3://bucket/prefix, with options; for storage administrators (file backends, server credentials and internal endpoints: superusers)';
+
+-- ---------------------------------------------------------------------------
+-- Object attributes: headers, storage class and tags kept on the object
+-- ---------------------------------------------------------------------------
+
+-- so_put takes attributes: a new argument, so the function is made again
+-- (an EXECUTE privilege revoked from so_put by hand must be revoked again).
+DROP FUNCTION so_put(text, text, bytea, text, jsonb, boolean);
+CREATE FUNCTION so_put(backend text, filename text, content bytea, content_type text DEFAULT NULL,
+                       metadata jsonb DEFAULT NULL, overwrite boolean DEFAULT false,
+                       attributes jsonb DEFAULT NULL)
+RETURNS stored_object AS 'MODULE_PATHNAME' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION so_put(text, text, bytea, text, jsonb, boolean, jsonb) IS
+    'Stores content under filename in a backend and returns its metadata; removed again if the transaction aborts; create-only unless overwrite; attributes (cache_control, content_disposition, content_encoding, content_language, storage_class, tags) over the backend''s defaults; needs the write privilege';
+
+CREATE FUNCTION so_attributes(stored_object) RETURNS jsonb
+    AS 'MODULE_PATHNAME' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION so_attributes(stored_object) IS
+    'What the store keeps on the object beside its bytes: headers, storage class, tags, and how it is encrypted (sse, sse_kms_key_id)';
+
+-- ---------------------------------------------------------------------------
+-- Operation statistics
+-- ---------------------------------------------------------------------------
+
+-- The function checks its caller (pg_read_all_stats: every database;
+-- storage administrators: their own), so every role may call it.
+CREATE FUNCTION so_operation_stats_rows(
+    OUT dbid oid, OUT backend text, OUT operation text, OUT calls bigint, OUT errors bigint,
+    OUT errors_by_class jsonb, OUT bytes_read bigint, OUT bytes_written bigint, OUT retries bigint,
+    OUT total_time double precision, OUT max_time double precision)
+RETURNS SETOF record AS 'MODULE_PATHNAME' LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
+COMMENT ON FUNCTION so_operation_stats_rows() IS 'Internal: the rows of so_operation_stats';
+
+CREATE VIEW so_operation_stats AS
+SELECT s.dbid, d.datname, s.backend, s.operation, s.calls, s.errors, s.errors_by_class,
+       s.bytes_read, s.bytes_written, s.retries, s.total_time, s.max_time,
+       CASE WHEN s.calls OPERATOR(pg_catalog.>) 0
+            THEN s.total_time OPERATOR(pg_catalog./) s.calls END AS mean_time
+  FROM @extschema@.so_operation_stats_rows() AS s
+  LEFT JOIN pg_catalog.pg_database AS d ON d.oid OPERATOR(pg_catalog.=) s.dbid;
+COMMENT ON VIEW so_operation_stats IS
+    'Storage operations per database, backend and operation (put, get, stat, delete, sign, copy, list): calls, errors by SQLSTATE class, bytes read from and written to the store, retries, total, longest and mean time in milliseconds; every database''s for pg_read_all_stats, this database''s for its storage administrators';
+GRANT SELECT ON so_operation_stats TO PUBLIC;
+
+CREATE FUNCTION so_operation_stats_reset() RETURNS void
+    AS 'MODULE_PATHNAME' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION so_operation_stats_reset() IS
+    'Zeroes so_operation_stats: every database''s for a superuser, this database''s for its storage administrators';

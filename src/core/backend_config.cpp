@@ -285,7 +285,36 @@ OptionTable s3_options(S3Config &c) {
                                                [&c](int64_t n) { c.connect_timeout_ms = int(n); })},
              {"request_timeout_ms", int_option("request_timeout_ms", 1, 86400000,
                                                [&c](int64_t n) { c.request_timeout_ms = int(n); })},
-             {"max_retries", int_option("max_retries", 0, 10, [&c](int64_t n) { c.max_retries = int(n); })}}};
+             {"max_retries", int_option("max_retries", 0, 10, [&c](int64_t n) { c.max_retries = int(n); })},
+             {"attributes",
+              [&c](const json::Value &v) {
+                  expect(v, json::Value::Kind::Object, "attributes");
+                  c.default_attributes = parse_attributes(json::write(v), "option \"attributes\"");
+              }},
+             {"sse", string_option("sse",
+                                   [&c](const std::string &s) {
+                                       if (s != "AES256" && s != "aws:kms")
+                                           invalid("option \"sse\" must be \"AES256\" or \"aws:kms\"",
+                                                   "For a key of your own (SSE-C) use sse_customer_key.");
+                                       c.sse = s;
+                                   })},
+             {"sse_kms_key_id", set_string(c.sse_kms_key_id, "sse_kms_key_id")},
+             {"sse_customer_key", string_option("sse_customer_key", [&c](const std::string &s) {
+                  auto key = crypto::base64_decode(s);
+                  if (!key || key->size() != 32)
+                      invalid("option \"sse_customer_key\" must be a 256-bit key in base64 (44 characters)",
+                              "Make one with: openssl rand -base64 32");
+                  c.sse_customer_key = *key;
+                  c.sse_customer_key_md5 = crypto::base64(crypto::md5(*key));
+              })}}};
+}
+
+// Whether an endpoint names this machine: nothing sent to it crosses a network.
+bool loopback_endpoint(const std::string &endpoint) {
+    std::string host = sigv4::Endpoint::parse(endpoint).host;
+    if (host.rfind("[::1]", 0) == 0) return true;
+    host = host.substr(0, host.find(':'));
+    return host == "localhost" || host.rfind("127.", 0) == 0;
 }
 
 void apply_options(const OptionTable &table, const json::Value &options) {
@@ -315,6 +344,17 @@ void check_s3_rules(const S3Config &c, const json::Value &options) {
     if (c.endpoint && lower(*c.endpoint).rfind("http://", 0) == 0 && !c.allow_http)
         invalid("a plain http:// endpoint needs the option \"allow_http\": true",
                 "Requests and credentials would travel unencrypted.");
+    if (!c.sse_kms_key_id.empty() && c.sse != "aws:kms")
+        invalid("option \"sse_kms_key_id\" needs \"sse\": \"aws:kms\"");
+    if (!c.sse_customer_key.empty() && !c.sse.empty())
+        invalid("options \"sse\" and \"sse_customer_key\" exclude each other",
+                "An object is encrypted either by the store's keys or by yours.");
+    // SSE-C sends the key in every request's headers: S3 and MinIO refuse
+    // it over plain HTTP, and so do we, unless nothing leaves the machine.
+    if (!c.sse_customer_key.empty() && c.endpoint && lower(*c.endpoint).rfind("http://", 0) == 0 &&
+        !loopback_endpoint(*c.endpoint))
+        invalid("option \"sse_customer_key\" needs an https:// endpoint",
+                "The key travels in the headers of every request.");
 }
 
 json::Value parse_options(std::string_view options_json) {
@@ -403,7 +443,8 @@ std::string superuser_only_setting(const BackendConfig &config) {
 }
 
 const std::vector<std::string> &secret_option_names() {
-    static const std::vector<std::string> names = {"secret_access_key", "session_token", "signing_secret"};
+    static const std::vector<std::string> names = {"secret_access_key", "session_token", "signing_secret",
+                                                   "sse_customer_key"};
     return names;
 }
 

@@ -10,6 +10,8 @@
 #include <string_view>
 #include <vector>
 
+#include "core/object_attributes.hpp"
+
 namespace so {
 
 enum class BackendKind { Local, S3 };
@@ -51,6 +53,15 @@ struct S3Config {
     std::optional<int> connect_timeout_ms;
     std::optional<int> request_timeout_ms;
     int max_retries = 3;
+    // Attributes every put gets unless the call sets its own (option
+    // "attributes").
+    ObjectAttributes default_attributes;
+    // Server-side encryption of every object written: "AES256" or "aws:kms"
+    // (with sse_kms_key_id, or the bucket's default KMS key), or SSE-C with
+    // a key of ours, sent on every request that touches an object.
+    std::string sse, sse_kms_key_id;
+    std::string sse_customer_key;      // raw 32 bytes; empty: no SSE-C
+    std::string sse_customer_key_md5;  // base64 MD5 of the raw key, as S3 wants it
 };
 
 struct BackendConfig {

@@ -189,6 +189,34 @@ std::string base64(std::string_view bytes) {
     return out;
 }
 
+std::optional<std::string> base64_decode(std::string_view text) {
+    if (text.size() % 4 != 0) return std::nullopt;
+    auto value = [](char c) -> int {
+        if (c >= 'A' && c <= 'Z') return c - 'A';
+        if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+        if (c >= '0' && c <= '9') return c - '0' + 52;
+        if (c == '+') return 62;
+        if (c == '/') return 63;
+        return -1;
+    };
+    std::string out;
+    out.reserve(text.size() / 4 * 3);
+    for (size_t i = 0; i < text.size(); i += 4) {
+        bool last = i + 4 == text.size();
+        int pad = last ? (text[i + 3] == '=') + (text[i + 2] == '=' && text[i + 3] == '=') : 0;
+        unsigned n = 0;
+        for (int j = 0; j < 4; ++j) {
+            int v = j >= 4 - pad ? 0 : value(text[i + j]);
+            if (v < 0) return std::nullopt;
+            n = n << 6 | static_cast<unsigned>(v);
+        }
+        out += static_cast<char>(n >> 16);
+        if (pad < 2) out += static_cast<char>((n >> 8) & 0xff);
+        if (pad < 1) out += static_cast<char>(n & 0xff);
+    }
+    return out;
+}
+
 std::string base64url(std::string_view bytes) {
     std::string out = base64(bytes);
     while (!out.empty() && out.back() == '=') out.pop_back();

@@ -4,6 +4,7 @@
 
 #include <array>
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -77,6 +78,8 @@ private:
 std::string hex(std::string_view bytes);            // lowercase
 std::string base64(std::string_view bytes);         // standard, padded
 std::string base64url(std::string_view bytes);      // URL-safe, no padding
+// Standard padded base64; nullopt when text is not exactly that.
+std::optional<std::string> base64_decode(std::string_view text);
 bool constant_time_equal(std::string_view a, std::string_view b);
 
 // Cryptographically strong random bytes; throws Error(Internal) on failure.

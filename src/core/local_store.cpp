@@ -196,6 +196,11 @@ UniqueFd LocalStore::open_file(const std::string &key, const std::string &handle
 // no-replace rename. Returns the object's metadata.
 ObjectMeta LocalStore::write_new_file(int dir, const std::string &name, const PutRequest &request,
                                       ByteSource &source) const {
+    if (request.attributes.has_settable())
+        throw Error(ErrorKind::NotSupported,
+                    "local backend " + quoted(backend_key_) + " keeps no object attributes", {},
+                    "Headers, storage classes and tags are kept by object stores such as S3; a web server in "
+                    "front of a local backend sets its own headers.");
     std::string temp = std::string(kReservedPrefix) + "tmp-" + unique_suffix();
     UniqueFd fd(::openat(dir, temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
     if (!fd) fail("create a file for", request.key, errno);
@@ -284,7 +289,8 @@ private:
 
 }  // namespace
 
-std::unique_ptr<ByteSource> LocalStore::open_reader(const std::string &key, const std::string &handle) {
+std::unique_ptr<ByteSource> LocalStore::open_reader(const std::string &key, const std::string &handle,
+                                                const std::string &) {
     UniqueFd fd = open_file(key, handle);
     struct stat st;
     if (::fstat(fd.get(), &st) != 0) fail("read", key, errno);
@@ -498,7 +504,7 @@ bool LocalStore::remove(const std::string &key, const ObjectMeta *expected) {
     return true;
 }
 
-bool LocalStore::exists(const std::string &key) {
+bool LocalStore::exists(const std::string &key, const std::string &) {
     std::string name;
     UniqueFd dir = open_parent(key, false, &name);
     if (!dir) return false;
@@ -510,7 +516,7 @@ bool LocalStore::exists(const std::string &key) {
     return S_ISREG(st.st_mode);
 }
 
-std::optional<ObjectMeta> LocalStore::stat(const std::string &key) {
+std::optional<ObjectMeta> LocalStore::stat(const std::string &key, const std::string &) {
     UniqueFd fd;
     try {
         fd = open_file(key, "");
@@ -544,7 +550,7 @@ std::optional<ObjectMeta> LocalStore::stat(const std::string &key) {
     return meta;
 }
 
-size_t LocalStore::fetch(const std::string &key, const std::string &handle, uint64_t offset,
+size_t LocalStore::fetch(const std::string &key, const std::string &handle, const std::string &, uint64_t offset,
                          std::optional<uint64_t> length, const std::function<char *(uint64_t)> &allocate) {
     UniqueFd fd = open_file(key, handle);
     struct stat st;

@@ -23,16 +23,19 @@ public:
     void validate_key(std::string_view key, bool allow_reserved = false) const override;
     ObjectMeta create(const PutRequest &request) override;
     ObjectMeta create_from(const PutRequest &request, ByteSource &source) override;
-    std::unique_ptr<ByteSource> open_reader(const std::string &key, const std::string &handle) override;
+    // A file system keeps one version of a file: version ids are ignored.
+    std::unique_ptr<ByteSource> open_reader(const std::string &key, const std::string &handle,
+                                            const std::string &version_id) override;
     ObjectMeta stage(const PutRequest &request, const std::string &tag, std::string *handle) override;
     Backup promote(const std::string &key, const std::string &handle, const std::string &tag) override;
     void discard(const std::string &key, const std::string &handle) override;
     bool restore(const Backup &backup) override;
     void drop_backup(const Backup &backup) override;
     bool remove(const std::string &key, const ObjectMeta *expected) override;
-    bool exists(const std::string &key) override;
-    std::optional<ObjectMeta> stat(const std::string &key) override;
-    size_t fetch(const std::string &key, const std::string &handle, uint64_t offset, std::optional<uint64_t> length,
+    bool exists(const std::string &key, const std::string &version_id) override;
+    std::optional<ObjectMeta> stat(const std::string &key, const std::string &version_id) override;
+    size_t fetch(const std::string &key, const std::string &handle, const std::string &version_id, uint64_t offset,
+                 std::optional<uint64_t> length,
                  const std::function<char *(uint64_t)> &allocate) override;
     void sign(std::string_view key, const SignRequest &request, std::string &url) override;
     void list(const std::string &prefix, const std::function<void(const ListedObject &)> &each) override;

@@ -81,7 +81,7 @@ void check_compat_keys(const json::Value &root, const std::string &filename) {
 
 constexpr const char *kKnownKeys[] = {"backend",  "filename", "content_type", "size",
                                       "last_modified", "checksum", "etag", "version_id",
-                                      "metadata", "path",     "protocol",     "extra"};
+                                      "metadata", "attributes", "path",     "protocol",     "extra"};
 
 bool known_key(const std::string &key) {
     for (const char *k : kKnownKeys)
@@ -124,6 +124,13 @@ ObjectMeta parse_object_meta(std::string_view text) {
                     json::kind_name(metadata.kind));
         meta.metadata = json::write(metadata);
     }
+    const json::Value &attributes = field("attributes");
+    if (!attributes.is_null()) {
+        if (attributes.kind != json::Value::Kind::Object)
+            invalid(std::string("stored_object key \"attributes\" must be an object or null, not ") +
+                    json::kind_name(attributes.kind));
+        meta.attributes = json::write(attributes);
+    }
     return meta;
 }
 
@@ -157,6 +164,11 @@ std::string format_object_meta(const ObjectMeta &meta) {
     string_or_null(meta.version_id);
     key("metadata");
     out += meta.metadata;
+    // Only when there are some: values without attributes read as before.
+    if (meta.attributes != "{}") {
+        key("attributes");
+        out += meta.attributes;
+    }
     out += '}';
     return out;
 }
@@ -215,6 +227,11 @@ void sanitize_from_store(ObjectMeta &meta) {
         meta.metadata = canonical_json_object(meta.metadata, "metadata");
     } catch (const Error &) {
         meta.metadata = "{}";
+    }
+    try {
+        meta.attributes = canonical_json_object(meta.attributes, "attributes");
+    } catch (const Error &) {
+        meta.attributes = "{}";
     }
     // The promise: what we return reads back as a stored_object.
     parse_object_meta(format_object_meta(meta));

@@ -21,6 +21,9 @@ struct ObjectMeta {
     std::optional<std::string> etag;
     std::optional<std::string> version_id;
     std::string metadata = "{}";  // canonical JSON text of an object
+    // Canonical JSON text of what the store keeps on the object beside it
+    // (object_attributes.hpp); "{}" when nothing.
+    std::string attributes = "{}";
 };
 
 // Reads the JSON text form; throws Error(InvalidTextRepresentation) naming

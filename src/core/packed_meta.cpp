@@ -7,8 +7,13 @@ namespace so {
 
 namespace {
 
-constexpr uint8_t kFormatVersion = 1;
-constexpr int kStrings = 7;  // backend, filename, content_type, checksum, etag, version_id, metadata
+// Version 1: seven strings. Version 2 (0.3.0) appends the attributes;
+// a value without attributes is still written as version 1, byte for byte
+// what earlier versions wrote.
+constexpr uint8_t kFormatVersion1 = 1;
+constexpr uint8_t kFormatVersion2 = 2;
+constexpr int kStrings1 = 7;  // backend, filename, content_type, checksum, etag, version_id, metadata
+constexpr int kStrings2 = 8;  // ..., attributes
 
 enum Flag : uint8_t {
     kHasSize = 1 << 0,
@@ -19,8 +24,10 @@ enum Flag : uint8_t {
     kHasVersionId = 1 << 5,
 };
 
-// version(1) flags(1) size(8) last_modified(8) lengths(4 * kStrings)
-constexpr size_t kHeaderSize = 2 + 8 + 8 + 4 * kStrings;
+// version(1) flags(1) size(8) last_modified(8) lengths(4 * strings)
+constexpr size_t header_size(int strings) { return 2 + 8 + 8 + 4 * static_cast<size_t>(strings); }
+
+bool has_attributes(const ObjectMeta &m) { return m.attributes != "{}"; }
 
 std::string_view opt(const std::optional<std::string> &s) {
     return s ? std::string_view(*s) : std::string_view();
@@ -29,7 +36,8 @@ std::string_view opt(const std::optional<std::string> &s) {
 }  // namespace
 
 size_t packed_size(const ObjectMeta &m) {
-    return kHeaderSize + m.backend.size() + m.filename.size() + opt(m.content_type).size() +
+    size_t extra = has_attributes(m) ? 4 + m.attributes.size() : 0;
+    return extra + header_size(kStrings1) + m.backend.size() + m.filename.size() + opt(m.content_type).size() +
            opt(m.checksum).size() + opt(m.etag).size() + opt(m.version_id).size() +
            m.metadata.size();
 }
@@ -40,34 +48,40 @@ void pack(const ObjectMeta &m, char *out) {
                     (m.etag ? kHasEtag : 0) | (m.version_id ? kHasVersionId : 0);
     int64_t size = m.size.value_or(0);
     double last_modified = m.last_modified.value_or(0.0);
-    const std::string_view strings[kStrings] = {m.backend,     m.filename,     opt(m.content_type),
-                                                opt(m.checksum), opt(m.etag), opt(m.version_id),
-                                                m.metadata};
-    out[0] = static_cast<char>(kFormatVersion);
+    const int count = has_attributes(m) ? kStrings2 : kStrings1;
+    const std::string_view strings[kStrings2] = {m.backend,     m.filename,     opt(m.content_type),
+                                                 opt(m.checksum), opt(m.etag), opt(m.version_id),
+                                                 m.metadata,    m.attributes};
+    out[0] = static_cast<char>(count == kStrings2 ? kFormatVersion2 : kFormatVersion1);
     out[1] = static_cast<char>(flags);
     std::memcpy(out + 2, &size, 8);
     std::memcpy(out + 10, &last_modified, 8);
     char *p = out + 18;
-    for (auto s : strings) {
-        uint32_t len = static_cast<uint32_t>(s.size());
+    for (int i = 0; i < count; ++i) {
+        uint32_t len = static_cast<uint32_t>(strings[i].size());
         std::memcpy(p, &len, 4);
         p += 4;
     }
-    for (auto s : strings) {
-        if (!s.empty()) std::memcpy(p, s.data(), s.size());
-        p += s.size();
+    for (int i = 0; i < count; ++i) {
+        if (!strings[i].empty()) std::memcpy(p, strings[i].data(), strings[i].size());
+        p += strings[i].size();
     }
 }
 
 bool unpack(const char *data, size_t len, PackedView *v) noexcept {
-    if (len < kHeaderSize || static_cast<uint8_t>(data[0]) != kFormatVersion) return false;
+    if (len < 1) return false;
+    const uint8_t version = static_cast<uint8_t>(data[0]);
+    if (version != kFormatVersion1 && version != kFormatVersion2) return false;
+    const int count = version == kFormatVersion2 ? kStrings2 : kStrings1;
+    if (len < header_size(count)) return false;
     uint8_t flags = static_cast<uint8_t>(data[1]);
     std::memcpy(&v->size, data + 2, 8);
     std::memcpy(&v->last_modified, data + 10, 8);
-    std::string_view *fields[kStrings] = {&v->backend, &v->filename, &v->content_type, &v->checksum,
-                                          &v->etag,    &v->version_id, &v->metadata};
-    size_t offset = kHeaderSize;
-    for (int i = 0; i < kStrings; ++i) {
+    std::string_view *fields[kStrings2] = {&v->backend, &v->filename,   &v->content_type, &v->checksum,
+                                           &v->etag,    &v->version_id, &v->metadata,     &v->attributes};
+    v->attributes = "{}";
+    size_t offset = header_size(count);
+    for (int i = 0; i < count; ++i) {
         uint32_t n;
         std::memcpy(&n, data + 18 + 4 * i, 4);
         if (n > len - offset) return false;
@@ -98,6 +112,7 @@ ObjectMeta to_object_meta(const PackedView &v) {
     if (v.has_size) m.size = v.size;
     if (v.has_last_modified) m.last_modified = v.last_modified;
     m.metadata = std::string(v.metadata);
+    m.attributes = std::string(v.attributes);
     return m;
 }
 

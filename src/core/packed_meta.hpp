@@ -14,6 +14,7 @@ namespace so {
 
 struct PackedView {
     std::string_view backend, filename, content_type, checksum, etag, version_id, metadata;
+    std::string_view attributes = "{}";
     bool has_content_type = false, has_checksum = false, has_etag = false,
          has_version_id = false, has_size = false, has_last_modified = false;
     int64_t size = 0;

@@ -14,6 +14,7 @@
 #include "core/error.hpp"
 #include "core/interrupts.hpp"
 #include "core/quiet_thread.hpp"
+#include "core/s3_attributes.hpp"
 #include "core/s3_metadata.hpp"
 #include "core/s3_xml.hpp"
 #include "core/uri.hpp"
@@ -234,6 +235,7 @@ http::Response S3Store::execute(const Call &call) {
                          std::chrono::steady_clock::now() < deadline;
         if (!outcome.transport_ok) {
             if (outcome.retryable && may_retry) {
+                note_store_retry();
                 backoff(attempt);
                 continue;
             }
@@ -241,6 +243,7 @@ http::Response S3Store::execute(const Call &call) {
                                            quoted(backend_key_) + ": " + message_text(outcome.error));
         }
         if (retryable_status(outcome.response.status) && may_retry) {
+            note_store_retry();
             backoff(attempt);
             continue;
         }
@@ -262,7 +265,8 @@ void S3Store::fail(const http::Response &response, const std::string &what, cons
     }
     if (request_id.empty())
         if (const auto *h = response.header("x-amz-request-id")) request_id = *h;
-    if (response.status == 404 && (code.empty() || code == "NoSuchKey")) throw_not_found(backend_key_, key);
+    if (response.status == 404 && (code.empty() || code == "NoSuchKey" || code == "NoSuchVersion"))
+        throw_not_found(backend_key_, key);
     if (response.status == 412) throw_already_exists(backend_key_, key);
     std::string reason = code.empty() ? "HTTP " + std::to_string(response.status)
                                       : message_text(code) + (message.empty() ? "" : ": " + message_text(message));
@@ -285,7 +289,26 @@ sigv4::Params S3Store::object_headers(const PutRequest &request) const {
                                                      " cannot be sent to S3: it must be printable ASCII");
     sigv4::Params headers{{"Content-Type", request.content_type}};
     for (auto &h : s3meta::encode(request.metadata_json)) headers.push_back(std::move(h));
+    s3attr::append_put_headers(request.attributes, headers);
+    s3attr::append_encryption(config_, headers);
     return headers;
+}
+
+PutRequest S3Store::with_defaults(const PutRequest &request) const {
+    PutRequest merged = request;
+    merged.attributes = merge_attributes(config_.default_attributes, request.attributes);
+    return merged;
+}
+
+std::string S3Store::written_attributes(const PutRequest &request, const http::Response &response) const {
+    ObjectAttributes written = request.attributes;
+    ObjectAttributes reported = s3attr::from_response(response.headers);
+    written.sse = reported.sse;
+    written.sse_kms_key_id = reported.sse_kms_key_id;
+    // S3 reports nothing for STANDARD; neither do we, so values agree with so_stat.
+    if (written.storage_class == "STANDARD") written.storage_class.reset();
+    if (written.tags && written.tags->empty()) written.tags.reset();
+    return format_attributes(written);
 }
 
 ObjectMeta S3Store::put_single(const PutRequest &request, const std::string &full_key, bool create_only) {
@@ -316,6 +339,7 @@ ObjectMeta S3Store::put_single(const PutRequest &request, const std::string &ful
     if (const auto *version = response.header("x-amz-version-id"); version && *version != "null")
         meta.version_id = *version;
     meta.metadata = request.metadata_json;
+    meta.attributes = written_attributes(request, response);
     return meta;
 }
 
@@ -397,6 +421,7 @@ ObjectMeta S3Store::put_multipart(const PutRequest &request, const std::string &
                 call.key = full_key;
                 call.query = {{"partNumber", std::to_string(p.number)}, {"uploadId", upload_id}};
                 call.headers = {{"Content-MD5", p.md5_base64}};
+                s3attr::append_customer_key(config_, call.headers);
                 call.body = p.data;
                 call.body_size = p.size;
                 call.payload_sha256 = p.sha256_hex;
@@ -433,6 +458,7 @@ ObjectMeta S3Store::put_multipart(const PutRequest &request, const std::string &
                                                            message_text(o.error));
                         fail(o.response, "write part " + std::to_string(pending[i]->number) + " of", request.key);
                     }
+                    note_store_retry();
                     again.push_back(pending[i]);
                 }
                 pending = std::move(again);
@@ -503,6 +529,7 @@ ObjectMeta S3Store::finish_multipart(const PutRequest &request, const std::strin
         if (const auto *version = done.header("x-amz-version-id"); version && *version != "null")
             meta.version_id = *version;
         meta.metadata = request.metadata_json;
+        meta.attributes = written_attributes(request, done);
         return meta;
     } catch (...) {
         abort_multipart(full_key, upload_id);
@@ -510,7 +537,8 @@ ObjectMeta S3Store::finish_multipart(const PutRequest &request, const std::strin
     }
 }
 
-ObjectMeta S3Store::create_from(const PutRequest &request, ByteSource &source) {
+ObjectMeta S3Store::create_from(const PutRequest &call_request, ByteSource &source) {
+    const PutRequest request = with_defaults(call_request);
     const uint64_t size = source.size();
     const size_t part_size = static_cast<size_t>(config_.part_size);
     // Gathers up to n bytes of the source into buffer.
@@ -546,6 +574,7 @@ ObjectMeta S3Store::create_from(const PutRequest &request, ByteSource &source) {
             call.key = full_key(request.key);
             call.query = {{"partNumber", std::to_string(number)}, {"uploadId", upload_id}};
             call.headers = {{"Content-MD5", crypto::base64(crypto::md5(buffer))}};
+            s3attr::append_customer_key(config_, call.headers);
             call.body = buffer.data();
             call.body_size = buffer.size();
             call.payload_sha256 = crypto::hex(crypto::sha256(buffer));
@@ -566,12 +595,14 @@ namespace {
 // An S3 object read in pieces with ranged GETs, through one buffer.
 class RangedSource final : public ByteSource {
 public:
-    RangedSource(Store &store, std::string key, std::string handle, uint64_t size)
-        : store_(store), key_(std::move(key)), handle_(std::move(handle)), size_(size) {}
+    RangedSource(Store &store, std::string key, std::string handle, std::string version_id, uint64_t size)
+        : store_(store), key_(std::move(key)), handle_(std::move(handle)), version_id_(std::move(version_id)),
+          size_(size) {}
     uint64_t size() const override { return size_; }
     std::string_view next(size_t max) override {
         if (offset_ >= size_ || max == 0) return {};
-        size_t got = store_.fetch(key_, handle_, offset_, std::min<uint64_t>(max, size_ - offset_), [&](uint64_t n) {
+        size_t got = store_.fetch(key_, handle_, version_id_, offset_, std::min<uint64_t>(max, size_ - offset_),
+                                  [&](uint64_t n) {
             buffer_.resize(n);
             return buffer_.data();
         });
@@ -582,26 +613,30 @@ public:
 
 private:
     Store &store_;
-    std::string key_, handle_;
+    std::string key_, handle_, version_id_;
     uint64_t size_, offset_ = 0;
     std::string buffer_;
 };
 
 }  // namespace
 
-std::unique_ptr<ByteSource> S3Store::open_reader(const std::string &key, const std::string &handle) {
-    auto meta = stat(handle.empty() ? key : handle);
+std::unique_ptr<ByteSource> S3Store::open_reader(const std::string &key, const std::string &handle,
+                                                 const std::string &version_id) {
+    auto meta = handle.empty() ? stat(key, version_id) : stat(handle, "");
     if (!meta) throw_not_found(backend_key_, key);
-    return std::make_unique<RangedSource>(*this, key, handle, static_cast<uint64_t>(meta->size.value_or(0)));
+    return std::make_unique<RangedSource>(*this, key, handle, handle.empty() ? version_id : "",
+                                          static_cast<uint64_t>(meta->size.value_or(0)));
 }
 
-ObjectMeta S3Store::create(const PutRequest &request) {
+ObjectMeta S3Store::create(const PutRequest &call_request) {
+    const PutRequest request = with_defaults(call_request);
     if (request.size > static_cast<size_t>(config_.part_size))
         return put_multipart(request, full_key(request.key), true);
     return put_single(request, full_key(request.key), true);
 }
 
-ObjectMeta S3Store::stage(const PutRequest &request, const std::string &tag, std::string *handle) {
+ObjectMeta S3Store::stage(const PutRequest &call_request, const std::string &tag, std::string *handle) {
+    const PutRequest request = with_defaults(call_request);
     *handle = std::string(kStagingPrefix) + tag + "-" + crypto::hex(crypto::random_bytes(8));
     PutRequest staged = request;
     staged.key = *handle;
@@ -609,6 +644,7 @@ ObjectMeta S3Store::stage(const PutRequest &request, const std::string &tag, std
                           ? put_multipart(staged, full_key(*handle), false)
                           : put_single(staged, full_key(*handle), false);
     meta.filename = request.key;
+    if (request.attributes.storage_class) staged_class_[*handle].storage_class = request.attributes.storage_class;
     // promote() copies it in one request, which gives the object the MD5 of
     // its content as etag, whatever the staged upload's was.
     meta.etag = crypto::hex(crypto::md5(std::string_view(request.data, request.size)));
@@ -621,6 +657,14 @@ Backup S3Store::promote(const std::string &key, const std::string &handle, const
     copy.method = "PUT";
     copy.key = full_key(key);
     copy.headers = {{"x-amz-copy-source", "/" + config_.bucket + "/" + uri::encode(full_key(handle), true)}};
+    // The copy takes the staged object's headers, metadata and tags, but
+    // neither its class nor its encryption: those are asked for again.
+    auto asked = staged_class_.find(handle);
+    s3attr::append_storage_class(asked == staged_class_.end() ? config_.default_attributes : asked->second,
+                                 copy.headers);
+    if (asked != staged_class_.end()) staged_class_.erase(asked);
+    s3attr::append_encryption(config_, copy.headers);
+    s3attr::append_customer_key(config_, copy.headers, true);
     http::Response response = execute(copy);
     if (response.status != 200 || response.body.find("<Error>") != std::string::npos) fail(response, "replace", key);
     // The staged object is left for the caller to remove once the
@@ -633,6 +677,7 @@ Backup S3Store::promote(const std::string &key, const std::string &handle, const
 }
 
 void S3Store::discard(const std::string &key, const std::string &handle) {
+    staged_class_.erase(handle);
     Call call;
     call.method = "DELETE";
     call.key = full_key(handle);
@@ -651,38 +696,46 @@ void S3Store::drop_backup(const Backup &backup) {
 }
 
 bool S3Store::remove(const std::string &key, const ObjectMeta *expected) {
-    if (expected && expected->etag) {
-        auto current = stat(key);
+    // A version id names one immutable version: delete exactly that one.
+    // Without one, a later put may have reused the key: then the object
+    // there is not ours to remove.
+    bool versioned = expected && expected->version_id && !expected->version_id->empty();
+    if (expected && expected->etag && !versioned) {
+        auto current = stat(key, "");
         if (!current) return false;
-        // A later put may have reused the key: then this is not ours to remove.
         if (current->etag != expected->etag) return false;
     }
     Call call;
     call.method = "DELETE";
     call.key = full_key(key);
-    if (expected && expected->version_id) call.query = {{"versionId", *expected->version_id}};
+    if (versioned) call.query = {{"versionId", *expected->version_id}};
     http::Response response = execute(call);
     if (response.status == 404) return false;
     if (response.status != 204 && response.status != 200) fail(response, "delete", key);
     return true;
 }
 
-bool S3Store::exists(const std::string &key) {
+bool S3Store::exists(const std::string &key, const std::string &version_id) {
     Call call;
     call.method = "HEAD";
     call.key = full_key(key);
+    if (!version_id.empty()) call.query = {{"versionId", version_id}};
+    s3attr::append_customer_key(config_, call.headers);
     http::Response response = execute(call);
-    if (response.status == 404) return false;
+    // 405: the version is a delete marker, which holds no object.
+    if (response.status == 404 || (response.status == 405 && !version_id.empty())) return false;
     if (response.status != 200) fail(response, "look up", key);
     return true;
 }
 
-std::optional<ObjectMeta> S3Store::stat(const std::string &key) {
+std::optional<ObjectMeta> S3Store::stat(const std::string &key, const std::string &version_id) {
     Call call;
     call.method = "HEAD";
     call.key = full_key(key);
+    if (!version_id.empty()) call.query = {{"versionId", version_id}};
+    s3attr::append_customer_key(config_, call.headers);
     http::Response response = execute(call);
-    if (response.status == 404) return std::nullopt;
+    if (response.status == 404 || (response.status == 405 && !version_id.empty())) return std::nullopt;
     if (response.status != 200) fail(response, "look up", key);
     ObjectMeta meta;
     meta.backend = backend_key_;
@@ -695,22 +748,38 @@ std::optional<ObjectMeta> S3Store::stat(const std::string &key) {
     if (const auto *version = response.header("x-amz-version-id"); version && *version != "null")
         meta.version_id = *version;
     meta.metadata = s3meta::decode(response.headers);
+    ObjectAttributes attributes = s3attr::from_response(response.headers);
+    // Tags are not among the headers, only their count: one more request.
+    if (s3attr::tag_count(response.headers) > 0) {
+        Call tagging;
+        tagging.key = full_key(key);
+        tagging.query = {{"tagging", ""}};
+        if (meta.version_id) tagging.query.emplace_back("versionId", *meta.version_id);
+        http::Response tags = execute(tagging);
+        if (tags.status != 200) fail(tags, "read the tags of", key);
+        attributes.tags = s3attr::parse_tagging(tags.body);
+    }
+    meta.attributes = format_attributes(attributes);
     return meta;
 }
 
-size_t S3Store::fetch(const std::string &key, const std::string &handle, uint64_t offset,
-                      std::optional<uint64_t> length, const std::function<char *(uint64_t)> &allocate) {
+size_t S3Store::fetch(const std::string &key, const std::string &handle, const std::string &version_id,
+                      uint64_t offset, std::optional<uint64_t> length,
+                      const std::function<char *(uint64_t)> &allocate) {
     const std::string object = full_key(handle.empty() ? key : handle);
     if (length && *length == 0) {
-        if (!exists(handle.empty() ? key : handle)) throw_not_found(backend_key_, key);
+        if (!(handle.empty() ? exists(key, version_id) : exists(handle, ""))) throw_not_found(backend_key_, key);
         allocate(0);
         return 0;
     }
     Call call;
     call.key = object;
+    // A staged object has one version: the handle names it.
+    if (handle.empty() && !version_id.empty()) call.query = {{"versionId", version_id}};
     if (offset > 0 || length)
         call.headers = {{"Range", "bytes=" + std::to_string(offset) + "-" +
                                       (length ? std::to_string(offset + *length - 1) : "")}};
+    s3attr::append_customer_key(config_, call.headers);
     // A ranged read is sized by what was asked for, never by what the server announces.
     if (length) call.max_destination = *length;
     bool allocated = false;
@@ -723,6 +792,7 @@ size_t S3Store::fetch(const std::string &key, const std::string &handle, uint64_
         allocate(0);
         return 0;
     }
+    if (response.status == 405 && handle.empty() && !version_id.empty()) throw_not_found(backend_key_, key);
     if (response.status != 200 && response.status != 206) fail(response, "read", key);
     if (!allocated) allocate(0);  // an empty object: no body arrived
     return static_cast<size_t>(response.body_written);
@@ -742,8 +812,20 @@ void S3Store::sign(std::string_view key, const SignRequest &request, std::string
             throw Error(ErrorKind::InvalidParameter, "download_as and download_type apply to downloads only");
         extra.emplace_back("response-content-type", *request.download_type);
     }
+    if (!request.version_id.empty()) {
+        if (request.method == HttpMethod::Put)
+            throw Error(ErrorKind::InvalidParameter, "an upload URL cannot name a version",
+                        "An upload makes a new version; sign the upload for a value without version_id.");
+        extra.emplace_back("versionId", std::string(request.version_id));
+    }
+    // SSE-C: the key headers are signed, so the URL works only for a
+    // client that sends them (S3 has no way to carry them in the URL).
+    sigv4::Params signed_headers;
+    s3attr::append_customer_key(config_, signed_headers);
+    for (auto &[name, value] : signed_headers)
+        for (char &c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     signer().presign_into(url, request.method == HttpMethod::Put ? "PUT" : "GET", object_target(config_.prefix, key),
-                          request.expires_in, request.now, extra);
+                          request.expires_in, request.now, extra, signed_headers);
 }
 
 void S3Store::list(const std::string &prefix, const std::function<void(const ListedObject &)> &each) {
@@ -789,10 +871,10 @@ void S3Store::list(const std::string &prefix, const std::function<void(const Lis
 }
 
 std::optional<ObjectMeta> S3Store::copy_within(const Store &source, const std::string &source_key,
-                                               const std::string &key) {
+                                               const std::string &source_version, const std::string &key) {
     const auto *s3_source = dynamic_cast<const S3Store *>(&source);
     if (!s3_source || !same_store(*s3_source)) return std::nullopt;
-    return copy_from(*s3_source, source_key, key);
+    return copy_from(*s3_source, source_key, source_version, key);
 }
 
 bool S3Store::same_store(const S3Store &other) const {
@@ -802,19 +884,28 @@ bool S3Store::same_store(const S3Store &other) const {
            config_.credentials_file == other.config_.credentials_file && config_.profile == other.config_.profile;
 }
 
-ObjectMeta S3Store::copy_from(const S3Store &source, const std::string &source_key, const std::string &key) {
+ObjectMeta S3Store::copy_from(const S3Store &source, const std::string &source_key,
+                              const std::string &source_version, const std::string &key) {
     // CopyObject has no create-only condition everywhere: look first. A
     // concurrent writer can still slip in between; see the README.
-    if (exists(key)) throw_already_exists(backend_key_, key);
+    if (exists(key, "")) throw_already_exists(backend_key_, key);
     Call copy;
     copy.method = "PUT";
     copy.key = full_key(key);
-    copy.headers = {{"x-amz-copy-source",
-                     "/" + source.config_.bucket + "/" + uri::encode(source.full_key(source_key), true)}};
+    std::string copy_source = "/" + source.config_.bucket + "/" + uri::encode(source.full_key(source_key), true);
+    if (!source_version.empty()) copy_source += "?versionId=" + uri::encode(source_version, false);
+    copy.headers = {{"x-amz-copy-source", copy_source}};
+    // Headers, metadata and tags come with the copy; the class and the
+    // encryption are this backend's.
+    s3attr::append_storage_class(config_.default_attributes, copy.headers);
+    s3attr::append_encryption(config_, copy.headers);
+    s3attr::append_customer_key(source.config_, copy.headers, true);
     http::Response response = execute(copy);
     if (response.status == 404) throw_not_found(source.backend_key_, source_key);
     if (response.status != 200 || response.body.find("<Error>") != std::string::npos) fail(response, "copy to", key);
-    auto meta = stat(key);
+    std::string version;
+    if (const auto *v = response.header("x-amz-version-id"); v && *v != "null") version = *v;
+    auto meta = stat(key, version);
     if (!meta) throw_not_found(backend_key_, key);
     return *meta;
 }

@@ -10,6 +10,7 @@
 // dropped connection are retried with exponential backoff and jitter.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <vector>
 
@@ -26,19 +27,22 @@ public:
     ~S3Store() override;
 
     bool uses_network() const override { return true; }
+    bool keeps_attributes() const override { return true; }
     void validate_key(std::string_view key, bool allow_reserved = false) const override;
     ObjectMeta create(const PutRequest &request) override;
     ObjectMeta create_from(const PutRequest &request, ByteSource &source) override;
-    std::unique_ptr<ByteSource> open_reader(const std::string &key, const std::string &handle) override;
+    std::unique_ptr<ByteSource> open_reader(const std::string &key, const std::string &handle,
+                                            const std::string &version_id) override;
     ObjectMeta stage(const PutRequest &request, const std::string &tag, std::string *handle) override;
     Backup promote(const std::string &key, const std::string &handle, const std::string &tag) override;
     void discard(const std::string &key, const std::string &handle) override;
     bool restore(const Backup &backup) override;
     void drop_backup(const Backup &backup) override;
     bool remove(const std::string &key, const ObjectMeta *expected) override;
-    bool exists(const std::string &key) override;
-    std::optional<ObjectMeta> stat(const std::string &key) override;
-    size_t fetch(const std::string &key, const std::string &handle, uint64_t offset, std::optional<uint64_t> length,
+    bool exists(const std::string &key, const std::string &version_id) override;
+    std::optional<ObjectMeta> stat(const std::string &key, const std::string &version_id) override;
+    size_t fetch(const std::string &key, const std::string &handle, const std::string &version_id, uint64_t offset,
+                 std::optional<uint64_t> length,
                  const std::function<char *(uint64_t)> &allocate) override;
     void sign(std::string_view key, const SignRequest &request, std::string &url) override;
     void set_default_timeouts(long connect_ms, long request_ms) override;
@@ -49,7 +53,7 @@ public:
     // A server-side copy (CopyObject) from a backend on the same endpoint
     // with the same credentials; nullopt otherwise.
     std::optional<ObjectMeta> copy_within(const Store &source, const std::string &source_key,
-                                          const std::string &key) override;
+                                          const std::string &source_version, const std::string &key) override;
 
     // Connections opened so far by this backend in this session.
     long connections_opened() const { return client_.connections_opened(); }
@@ -59,7 +63,12 @@ public:
 private:
     struct Call;
     bool same_store(const S3Store &other) const;
-    ObjectMeta copy_from(const S3Store &source, const std::string &source_key, const std::string &key);
+    ObjectMeta copy_from(const S3Store &source, const std::string &source_key, const std::string &source_version,
+                         const std::string &key);
+    // The request with the backend's default attributes under its own.
+    PutRequest with_defaults(const PutRequest &request) const;
+    // What a write reports: the attributes sent, and how the store encrypted.
+    std::string written_attributes(const PutRequest &request, const http::Response &response) const;
     S3Config config_;
     sigv4::Endpoint endpoint_;
     sigv4::AddressingStyle style_;
@@ -86,6 +95,9 @@ private:
     sigv4::Params object_headers(const PutRequest &request) const;
     [[noreturn]] void fail(const http::Response &response, const std::string &what, const std::string &key) const;
     std::string full_key(const std::string &key) const { return config_.prefix + key; }
+    // The storage class each staged object asked for: promote()'s copy must
+    // ask again (CopyObject does not copy it). Keyed by handle.
+    std::map<std::string, ObjectAttributes> staged_class_;
 };
 
 }  // namespace so

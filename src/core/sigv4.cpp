@@ -637,19 +637,24 @@ AuthHeaders Signer::sign_headers(const HttpRequest &request, int64_t unix_second
 }
 
 std::string Signer::presign(std::string_view method, const Target &target, int64_t expires_seconds,
-                            int64_t unix_seconds, const Params &extra_query) {
+                            int64_t unix_seconds, const Params &extra_query, const Params &signed_headers) {
     std::string url;
-    presign_into(url, method, target, expires_seconds, unix_seconds, extra_query);
+    presign_into(url, method, target, expires_seconds, unix_seconds, extra_query, signed_headers);
     return url;
 }
 
 void Signer::presign_into(std::string &url, std::string_view method, const Target &target,
-                          int64_t expires_seconds, int64_t unix_seconds, const Params &extra_query) {
+                          int64_t expires_seconds, int64_t unix_seconds, const Params &extra_query,
+                          const Params &signed_headers) {
     check_method(method);
     check_expiry(expires_seconds);
     check_extra_query(extra_query);
     State &s = *state_;
     s.set_time(unix_seconds);
+    if (!signed_headers.empty()) {
+        presign_with_headers(url, method, target, expires_seconds, extra_query, signed_headers);
+        return;
+    }
 
     // The layout botocore produces: operation parameters in the order
     // given, then the authentication parameters, the signature last.
@@ -688,6 +693,58 @@ void Signer::presign_into(std::string &url, std::string_view method, const Targe
     canonical += "\nhost:";
     canonical += target.host;
     canonical += "\n\nhost\n";
+    canonical += kUnsignedPayload;
+
+    url += "&X-Amz-Signature=";
+    s.append_signature(url);
+}
+
+// The rare form (SSE-C keys): headers beside host are signed, so the
+// precomputed query tail does not apply; built plainly instead.
+void Signer::presign_with_headers(std::string &url, std::string_view method, const Target &target,
+                                  int64_t expires_seconds, const Params &extra_query, const Params &signed_headers) {
+    State &s = *state_;
+    std::vector<std::pair<std::string, std::string>> headers{{"host", target.host}};
+    for (const auto &[name, value] : signed_headers) {
+        check_header_name(name);
+        check_header_value(name, value);
+        std::string lower_name = to_lower(name);
+        if (lower_name == "host") throw invalid("header \"host\" is always signed");
+        headers.emplace_back(std::move(lower_name), trim_all(value));
+    }
+    std::sort(headers.begin(), headers.end());
+    std::string names;
+    for (const auto &h : headers) names += (names.empty() ? "" : ";") + h.first;
+
+    // The default tail is "&X-Amz-SignedHeaders=host" followed by the token.
+    const std::string token_param = s.presign_query_tail.substr(std::strlen("&X-Amz-SignedHeaders=host"));
+    url.clear();
+    url += target.base_url;
+    url += target.path;
+    url += '?';
+    const size_t query_start = url.size();
+    for (const auto &[name, value] : extra_query) {
+        append_query_param(url, name, value);
+        url += '&';
+    }
+    url += s.presign_query_head;
+    append_number(url, expires_seconds);
+    url += "&X-Amz-SignedHeaders=";
+    append_uri_encoded(url, names, false);
+    url += token_param;
+
+    std::string &canonical = s.canonical_request;
+    canonical.clear();
+    canonical += method;
+    canonical += '\n';
+    canonical += target.path;
+    canonical += '\n';
+    append_sorted_query(canonical, std::string_view(url).substr(query_start), s.query_pairs);
+    canonical += '\n';
+    for (const auto &[name, value] : headers) canonical += name + ":" + value + "\n";
+    canonical += '\n';
+    canonical += names;
+    canonical += '\n';
     canonical += kUnsignedPayload;
 
     url += "&X-Amz-Signature=";

@@ -172,17 +172,21 @@ public:
     // response-content-disposition, response-content-type or versionId;
     // they come first in the URL in the order given, followed by
     // X-Amz-Algorithm, -Credential, -Date, -Expires, -SignedHeaders,
-    // -Security-Token (with a session token) and -Signature. Only the host
-    // header is signed. Throws InvalidParameter for an expiry out of range,
-    // a bad method or duplicate or reserved extra parameter names.
+    // -Security-Token (with a session token) and -Signature. The host
+    // header is signed, and signed_headers too (the client must send them
+    // exactly: SSE-C keys). Throws InvalidParameter for an expiry out of
+    // range, a bad method, header, or duplicate or reserved extra
+    // parameter names.
     std::string presign(std::string_view method, const Target &target, int64_t expires_seconds,
-                        int64_t unix_seconds, const Params &extra_query = {});
+                        int64_t unix_seconds, const Params &extra_query = {}, const Params &signed_headers = {});
     // The same, written into url (cleared first) to reuse its buffer.
     void presign_into(std::string &url, std::string_view method, const Target &target,
                       int64_t expires_seconds, int64_t unix_seconds,
-                      const Params &extra_query = {});
+                      const Params &extra_query = {}, const Params &signed_headers = {});
 
 private:
+    void presign_with_headers(std::string &url, std::string_view method, const Target &target,
+                              int64_t expires_seconds, const Params &extra_query, const Params &signed_headers);
     struct State;
     std::unique_ptr<State> state_;
 };

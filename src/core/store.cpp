@@ -2,7 +2,16 @@
 
 #include "core/error.hpp"
 
+#include <atomic>
+
 namespace so {
+
+namespace {
+std::atomic<uint64_t> retries{0};
+}
+
+uint64_t store_retries() { return retries.load(std::memory_order_relaxed); }
+void note_store_retry() { retries.fetch_add(1, std::memory_order_relaxed); }
 
 void throw_not_found(const std::string &backend, const std::string &key) {
     throw Error(ErrorKind::NotFound, "stored object " + quoted(key) + " does not exist in backend " + quoted(backend));

@@ -14,6 +14,7 @@
 #include <string>
 #include <string_view>
 
+#include "core/object_attributes.hpp"
 #include "core/object_meta.hpp"
 
 namespace so {
@@ -24,6 +25,7 @@ struct PutRequest {
     size_t size = 0;
     std::string content_type;
     std::string metadata_json = "{}";
+    ObjectAttributes attributes;  // the call's; a store adds its backend's defaults
 };
 
 // The bytes of an object, read front to back in pieces, so an object can
@@ -82,6 +84,7 @@ struct SignRequest {
     int64_t expires_in = 0;  // seconds
     std::optional<std::string> download_as;    // response Content-Disposition file name
     std::optional<std::string> download_type;  // response Content-Type
+    std::string_view version_id;                // a version of a versioned store; empty: the latest
 };
 
 class Store {
@@ -89,6 +92,10 @@ public:
     virtual ~Store() = default;
 
     const std::string &backend_key() const { return backend_key_; }
+
+    // Whether objects keep attributes (object_attributes.hpp) beside their
+    // bytes; create() and stage() refuse attributes where they do not.
+    virtual bool keeps_attributes() const { return false; }
 
     // Whether operations travel over the network (S3) rather than touch
     // local files: such work never runs in a commit or abort callback,
@@ -108,9 +115,11 @@ public:
     // create() with the content from a source (request.data is not used),
     // holding at most a buffer (local) or one part (S3) in memory.
     virtual ObjectMeta create_from(const PutRequest &request, ByteSource &source) = 0;
-    // The object (or the staged version named by handle), to read in
-    // pieces. NotFound if absent.
-    virtual std::unique_ptr<ByteSource> open_reader(const std::string &key, const std::string &handle) = 0;
+    // The object (or the staged version named by handle, or the version
+    // version_id of a versioned store), to read in pieces. NotFound if absent.
+    // Stores without versions ignore version_id.
+    virtual std::unique_ptr<ByteSource> open_reader(const std::string &key, const std::string &handle,
+                                                    const std::string &version_id) = 0;
     // tag names the writer (a transaction id) in staged and backup names,
     // so a sweeper can tell which transaction left them.
     virtual ObjectMeta stage(const PutRequest &request, const std::string &tag, std::string *handle) = 0;
@@ -135,16 +144,20 @@ public:
     // was nothing to remove or the key now holds another version.
     virtual bool remove(const std::string &key, const ObjectMeta *expected) = 0;
 
-    virtual bool exists(const std::string &key) = 0;
-    // The object as stored: size, time, etag and checksum (which may mean
-    // reading it), guessed content type. Nullopt if absent.
-    virtual std::optional<ObjectMeta> stat(const std::string &key) = 0;
-    // Reads the object (or the staged version named by handle): length
+    // Whether the object (its version version_id, when given) exists.
+    virtual bool exists(const std::string &key, const std::string &version_id) = 0;
+    // The object (its version version_id, when given) as stored: size,
+    // time, etag and checksum (which may mean reading it), guessed content
+    // type, attributes. Nullopt if absent.
+    virtual std::optional<ObjectMeta> stat(const std::string &key, const std::string &version_id) = 0;
+    // Reads the object (or the staged version named by handle, or the
+    // version version_id): length
     // bytes from offset, fewer at the end, all when length is absent. Once
     // the size is known it calls allocate(size) for the destination, so
     // the bytes land in the caller's buffer without another copy. Returns
     // the number of bytes written there. NotFound if absent.
-    virtual size_t fetch(const std::string &key, const std::string &handle, uint64_t offset,
+    virtual size_t fetch(const std::string &key, const std::string &handle, const std::string &version_id,
+                         uint64_t offset,
                          std::optional<uint64_t> length, const std::function<char *(uint64_t)> &allocate) = 0;
 
     // Every object whose key starts with prefix, in no particular order,
@@ -157,11 +170,12 @@ public:
     // now (seconds since the epoch). No I/O.
     virtual void sign(std::string_view key, const SignRequest &request, std::string &url) = 0;
 
-    // Copies source_key of source to key here without the bytes passing
-    // through us (a server-side copy), create-only; nullopt when this store
-    // cannot do that from source, and the caller streams the bytes instead.
+    // Copies source_key (its version source_version, when given) of source
+    // to key here without the bytes passing through us (a server-side
+    // copy), create-only; nullopt when this store cannot do that from
+    // source, and the caller streams the bytes instead.
     virtual std::optional<ObjectMeta> copy_within(const Store &source, const std::string &source_key,
-                                                  const std::string &key) {
+                                                  const std::string &source_version, const std::string &key) {
         return std::nullopt;
     }
 
@@ -174,6 +188,10 @@ protected:
     explicit Store(std::string backend_key) : backend_key_(std::move(backend_key)) {}
     std::string backend_key_;
 };
+
+// Requests stores of this process have retried so far (for statistics).
+uint64_t store_retries();
+void note_store_retry();
 
 // Messages shared by every backend, naming backend and key.
 [[noreturn]] void throw_not_found(const std::string &backend, const std::string &key);

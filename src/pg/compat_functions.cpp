@@ -30,7 +30,7 @@ Datum so_remove_now(PG_FUNCTION_ARGS) {
         store->validate_key(key, true);
         so::ObjectMeta expected = so::to_object_meta(view);
         if (store->remove(key, check_version ? &expected : nullptr)) return "deleted";
-        return store->exists(key) ? "changed" : "gone";
+        return store->exists(key, "") ? "changed" : "gone";
     });
     PG_RETURN_TEXT_P(cstring_to_text(outcome));
 }

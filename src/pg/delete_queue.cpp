@@ -5,6 +5,7 @@
 #include "core/error.hpp"
 #include "core/object_meta.hpp"
 #include "pg/guard.hpp"
+#include "pg/operation_stats.hpp"
 #include "pg/object_locks.hpp"
 #include "pg/object_datum.hpp"
 #include "pg/pinned_sql.hpp"
@@ -76,12 +77,14 @@ struct Attempt {
 Attempt attempt_removal(const PackedView &view) {
     return guard([&] {
         try {
-            auto store = lookup_store(view.backend);
-            std::string key(view.filename);
-            store->validate_key(key, true);
-            ObjectMeta expected = to_object_meta(view);
-            if (store->remove(key, &expected)) return Attempt{Result::Deleted, nullptr};
-            return Attempt{store->exists(key) ? Result::Changed : Result::Gone, nullptr};
+            return tracked(Operation::Delete, view.backend, [&](OperationSample &) {
+                auto store = lookup_store(view.backend);
+                std::string key(view.filename);
+                store->validate_key(key, true);
+                ObjectMeta expected = to_object_meta(view);
+                if (store->remove(key, &expected)) return Attempt{Result::Deleted, nullptr};
+                return Attempt{store->exists(key, "") ? Result::Changed : Result::Gone, nullptr};
+            });
         } catch (const Error &e) {
             if (e.kind() == ErrorKind::Canceled) throw;
             return Attempt{Result::Failed, copy_text_no_raise(e.what())};

@@ -11,6 +11,7 @@
 #include "core/error.hpp"
 #include "pg/access.hpp"
 #include "pg/guard.hpp"
+#include "pg/operation_stats.hpp"
 #include "pg/object_datum.hpp"
 #include "pg/registry.hpp"
 
@@ -46,27 +47,29 @@ Datum so_list(PG_FUNCTION_ARGS) {
     auto *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
     int skipped = 0;
     so::pg::guard([&] {
-        auto store = so::pg::lookup_store(backend);
-        std::string start(prefix);
-        store->list(start, [&](const so::ListedObject &object) {
-            if (reserved(object.key)) return;
-            // Not recursive: the objects directly under prefix only.
-            if (!recursive && object.key.find('/', start.size()) != std::string::npos) return;
-            Datum value;
-            try {
-                value = so::pg::listed_object_datum(backend, object);
-            } catch (const so::Error &e) {
-                if (e.kind() != so::ErrorKind::Io) throw;
-                ++skipped;  // a name no stored_object can hold
-                return;
-            }
-            so::pg::pg_call([&] {
-                bool isnull = false;
-                tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, &value, &isnull);
-                pfree(DatumGetPointer(value));
+        return so::pg::tracked(so::pg::Operation::List, backend, [&](so::pg::OperationSample &) {
+            auto store = so::pg::lookup_store(backend);
+            std::string start(prefix);
+            store->list(start, [&](const so::ListedObject &object) {
+                if (reserved(object.key)) return;
+                // Not recursive: the objects directly under prefix only.
+                if (!recursive && object.key.find('/', start.size()) != std::string::npos) return;
+                Datum value;
+                try {
+                    value = so::pg::listed_object_datum(backend, object);
+                } catch (const so::Error &e) {
+                    if (e.kind() != so::ErrorKind::Io) throw;
+                    ++skipped;  // a name no stored_object can hold
+                    return;
+                }
+                so::pg::pg_call([&] {
+                    bool isnull = false;
+                    tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, &value, &isnull);
+                    pfree(DatumGetPointer(value));
+                });
             });
+            return 0;
         });
-        return 0;
     });
     if (skipped > 0)
         ereport(WARNING, (errcode(ERRCODE_IO_ERROR),

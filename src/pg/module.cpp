@@ -2,6 +2,7 @@
 #include "core/interrupts.hpp"
 #include "pg/access.hpp"
 #include "pg/log_filter.hpp"
+#include "pg/operation_stats.hpp"
 #include "pg/postgres.hpp"
 #include "pg/registry.hpp"
 #include "pg/settings.hpp"
@@ -32,6 +33,7 @@ void _PG_init(void) {
     so::pg::access_init();
     so::pg::transaction_init();
     so::pg::log_filter_init();
+    so::pg::operation_stats_init();
     so::pg::worker_init();
 }
 

@@ -54,4 +54,11 @@ Datum so_metadata(PG_FUNCTION_ARGS) {
     return DirectFunctionCall1(jsonb_in, CStringGetDatum(text));
 }
 
+PG_FUNCTION_INFO_V1(so_attributes);
+Datum so_attributes(PG_FUNCTION_ARGS) {
+    so::PackedView v = so::pg::object_view(PG_GETARG_DATUM(0));
+    char *text = pnstrdup(v.attributes.data(), v.attributes.size());
+    return DirectFunctionCall1(jsonb_in, CStringGetDatum(text));
+}
+
 }  // extern "C"

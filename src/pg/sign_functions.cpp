@@ -7,6 +7,7 @@
 #include "core/object_meta.hpp"
 #include "pg/access.hpp"
 #include "pg/guard.hpp"
+#include "pg/operation_stats.hpp"
 #include "pg/object_datum.hpp"
 #include "pg/registry.hpp"
 
@@ -89,10 +90,15 @@ Datum so_sign(PG_FUNCTION_ARGS) {
             request.expires_in = seconds;
             if (download_as) request.download_as = download_as;
             if (download_type) request.download_type = download_type;
-            const auto &store = so::pg::lookup_store(view.backend);
-            store->validate_key(view.filename);
-            store->sign(view.filename, request, url);
-            return Signed::Done;
+            // A download reads the version the value recorded; an upload
+            // makes a new one.
+            if (!upload && view.has_version_id) request.version_id = view.version_id;
+            return so::pg::tracked(so::pg::Operation::Sign, view.backend, [&](so::pg::OperationSample &) {
+                const auto &store = so::pg::lookup_store(view.backend);
+                store->validate_key(view.filename);
+                store->sign(view.filename, request, url);
+                return Signed::Done;
+            });
         });
     };
     if (sign(false) == Signed::NeedsRowCheck) {

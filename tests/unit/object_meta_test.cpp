@@ -125,3 +125,29 @@ TEST(PackedMeta, IdentityOrder) {
     EXPECT_GT(cmp(R"({"backend":"b","filename":"f","version_id":"2"})",
                   R"({"backend":"b","filename":"f","version_id":"1"})"), 0);
 }
+
+// A value without attributes is packed exactly as before 0.3.0 (format 1);
+// one with attributes uses format 2; both read back.
+TEST(PackedMeta, AttributesOnlyInFormatTwo) {
+    so::ObjectMeta plain = so::parse_object_meta(R"({"backend":"b","filename":"f","size":3})");
+    std::string p1(so::packed_size(plain), '\0');
+    so::pack(plain, p1.data());
+    EXPECT_EQ(p1[0], 1);
+    so::ObjectMeta with = so::parse_object_meta(
+        R"({"backend":"b","filename":"f","size":3,"attributes":{"tags":{"k":"v"},"cache_control":"no-store"}})");
+    EXPECT_EQ(with.attributes, R"({"cache_control":"no-store","tags":{"k":"v"}})");
+    std::string p2(so::packed_size(with), '\0');
+    so::pack(with, p2.data());
+    EXPECT_EQ(p2[0], 2);
+    so::PackedView v;
+    ASSERT_TRUE(so::unpack(p1.data(), p1.size(), &v));
+    EXPECT_EQ(v.attributes, "{}");
+    ASSERT_TRUE(so::unpack(p2.data(), p2.size(), &v));
+    EXPECT_EQ(v.attributes, with.attributes);
+    EXPECT_EQ(so::format_object_meta(so::to_object_meta(v)), so::format_object_meta(with));
+    EXPECT_FALSE(so::unpack(p2.data(), p2.size() - 1, &v));
+    p2[0] = 3;  // an unknown format
+    EXPECT_FALSE(so::unpack(p2.data(), p2.size(), &v));
+    // Text form: "attributes" only when there are some.
+    EXPECT_EQ(so::format_object_meta(plain).find("attributes"), std::string::npos);
+}
