@@ -3,8 +3,9 @@
 
 Listens on 127.0.0.1:PORT, verifies every request's SigV4 signature with
 botocore, enforces what s3rver does not (conditional writes, multipart
-bookkeeping, keys with "//", sorted listings, payload digests) and forwards
-the data path to s3rver.  /__fixture/* is an unsigned control endpoint for
+bookkeeping, keys with "//", sorted listings, payload digests, versioning,
+encryption headers, tags, storage classes) and forwards the data path to
+s3rver.  /__fixture/* is an unsigned control endpoint for
 fault injection and statistics.  See README.md for the full contract.
 """
 
@@ -399,7 +400,8 @@ def _header_text(value):
 
 
 def _error_response(error, request_id):
-    return Response(error.status, [("Content-Type", "application/xml")],
+    return Response(error.status,
+                    [("Content-Type", "application/xml")] + error.headers,
                     error_document(error, request_id, HOST_ID))
 
 

@@ -3,10 +3,13 @@
 
 Run with Debian's Python: /usr/bin/python3 tests/s3/test_fixture.py
 Prints "N passed, N failed" last and exits non-zero on any failure.
+S3_FIXTURE_TEST_PORT picks the proxy's port (default: any free one); the
+fixture's directory is made under $TMPDIR.
 """
 
 import base64
 import datetime
+import gzip
 import hashlib
 import http.client
 import json
@@ -21,8 +24,11 @@ import time
 import types
 import unittest
 import urllib.error
+import urllib.parse
 import urllib.request
 from unittest import mock
+from urllib.parse import quote
+from xml.etree import ElementTree
 
 os.environ["BOTO_DISABLE_CRT"] = "true"
 
@@ -38,6 +44,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 RUN_FIXTURE = os.path.join(HERE, "run-fixture.sh")
 BUCKET = "test-bucket"
 OTHER_BUCKET = "other-bucket"
+VERSIONED = "versioned-bucket"  # versioning Enabled by its tests
 ACCESS_KEY, SECRET_KEY = "test-access-key", "test-secret-key"
 TEMP_KEY, TEMP_SECRET, TOKEN = "temp-access-key", "temp-secret-key", "tok3n"
 MIB = 1024 * 1024
@@ -55,11 +62,14 @@ def endpoint():
     return f"http://127.0.0.1:{FIXTURE.port}"
 
 
-def start_fixture():
-    FIXTURE.dir = tempfile.mkdtemp(prefix="s3-fixture-test-")
-    FIXTURE.port = free_port()
+def start_fixture(restart=False):
+    """Start the fixture; restart=True reuses the directory and port."""
+    if not restart:
+        FIXTURE.dir = tempfile.mkdtemp(prefix="s3-fixture-test-")
+        FIXTURE.port = int(os.environ.get("S3_FIXTURE_TEST_PORT") or
+                           free_port())
     env = dict(os.environ,
-               S3_FIXTURE_BUCKETS=f"{BUCKET} {OTHER_BUCKET}",
+               S3_FIXTURE_BUCKETS=f"{BUCKET} {OTHER_BUCKET} {VERSIONED}",
                S3_FIXTURE_CREDENTIALS=f"{ACCESS_KEY}:{SECRET_KEY} "
                                       f"{TEMP_KEY}:{TEMP_SECRET}:{TOKEN}")
     subprocess.run([RUN_FIXTURE, "start", FIXTURE.dir, str(FIXTURE.port)],
@@ -94,6 +104,37 @@ def error_of(call):
         return (exc.response["ResponseMetadata"]["HTTPStatusCode"],
                 exc.response["Error"]["Code"])
     raise AssertionError("the call succeeded")
+
+
+def failure_of(call):
+    """The ClientError response of a boto3 call expected to fail."""
+    try:
+        call()
+    except ClientError as exc:
+        return types.SimpleNamespace(
+            status=exc.response["ResponseMetadata"]["HTTPStatusCode"],
+            code=exc.response["Error"]["Code"],
+            message=exc.response["Error"].get("Message", ""),
+            headers=exc.response["ResponseMetadata"]["HTTPHeaders"])
+    raise AssertionError("the call succeeded")
+
+
+def headers_of(response):
+    return response["ResponseMetadata"]["HTTPHeaders"]
+
+
+def with_header(s3, event, name, value):
+    """Context manager: add a header to one kind of boto3 request."""
+    def add(request, **_):
+        request.headers[name] = value
+
+    class _Scope:
+        def __enter__(self):
+            s3.meta.events.register_first(f"before-sign.s3.{event}", add)
+
+        def __exit__(self, *exc):
+            s3.meta.events.unregister(f"before-sign.s3.{event}", add)
+    return _Scope()
 
 
 def _frozen_clock(when):
@@ -570,6 +611,1055 @@ class ListingTests(FixtureTestCase):
                          self.KEYS[3:])
 
 
+def enable_versioning(s3, bucket, status="Enabled"):
+    s3.put_bucket_versioning(Bucket=bucket,
+                             VersioningConfiguration={"Status": status})
+
+
+def versions_of(bucket, key):
+    """[(VersionId, is a delete marker, IsLatest)] of one key, in the
+    listing's order (boto3 splits versions from markers, so read XML)."""
+    status, _, body = raw_request(
+        "GET", f"/{bucket}?versions&prefix={quote(key, safe='')}")
+    assert status == 200, body
+    ns = "{http://s3.amazonaws.com/doc/2006-03-01/}"
+    found = []
+    for entry in ElementTree.fromstring(body):
+        kind = entry.tag[len(ns):]
+        if kind in ("Version", "DeleteMarker") and \
+                entry.findtext(ns + "Key") == key:
+            found.append((entry.findtext(ns + "VersionId"),
+                          kind == "DeleteMarker",
+                          entry.findtext(ns + "IsLatest") == "true"))
+    return found
+
+
+class VersioningTests(FixtureTestCase):
+    @classmethod
+    def setUpClass(cls):
+        enable_versioning(client(), VERSIONED)
+
+    def put(self, key, body, **extra):
+        return self.s3.put_object(Bucket=VERSIONED, Key=key, Body=body,
+                                  **extra)["VersionId"]
+
+    def body(self, key, version=None, bucket=VERSIONED):
+        args = {"VersionId": version} if version else {}
+        got = self.s3.get_object(Bucket=bucket, Key=key, **args)
+        return got["Body"].read(), got.get("VersionId")
+
+    def test_bucket_versioning_configuration(self):
+        bucket = "cfg-versioning"
+        self.s3.create_bucket(Bucket=bucket)
+        self.assertNotIn("Status", self.s3.get_bucket_versioning(
+            Bucket=bucket))
+        for status in ("Enabled", "Suspended", "Enabled"):
+            enable_versioning(self.s3, bucket, status)
+            self.assertEqual(self.s3.get_bucket_versioning(
+                Bucket=bucket)["Status"], status)
+
+        def put_config(xml, md5=True):
+            headers = {"Content-MD5": base64.b64encode(
+                hashlib.md5(xml).digest()).decode()} if md5 else {}
+            status, _, body = raw_request("PUT", f"/{bucket}?versioning",
+                                          body=xml, headers=headers)
+            return status, error_code(body) if status != 200 else None
+        config = b"<VersioningConfiguration><Status>%s</Status>" \
+                 b"</VersioningConfiguration>"
+        self.assertEqual(put_config(config % b"Suspended"), (200, None))
+        self.assertEqual(put_config(config % b"Off"), (400, "MalformedXML"))
+        self.assertEqual(put_config(config % b"Enabled", md5=False),
+                         (400, "InvalidRequest"))
+        self.assertEqual(put_config(b"<VersioningConfiguration/>"),
+                         (400, "IllegalVersioningConfigurationException"))
+        self.assertEqual(self.s3.get_bucket_versioning(
+            Bucket=bucket)["Status"], "Suspended")
+
+    def test_each_put_is_a_version(self):
+        ids = [self.put("v/three", b"body %d" % n) for n in range(3)]
+        self.assertEqual(len(set(ids)), 3)
+        for version_id in ids:
+            self.assertRegex(version_id, r"^[A-Za-z0-9][A-Za-z0-9._]{31}$")
+        self.assertEqual(self.body("v/three"), (b"body 2", ids[2]))
+        for n, version_id in enumerate(ids):
+            self.assertEqual(self.body("v/three", version_id),
+                             (b"body %d" % n, version_id))
+            head = self.s3.head_object(Bucket=VERSIONED, Key="v/three",
+                                       VersionId=version_id)
+            self.assertEqual((head["VersionId"], head["ContentLength"]),
+                             (version_id, 6))
+        self.assertEqual(versions_of(VERSIONED, "v/three"),
+                         [(ids[2], False, True), (ids[1], False, False),
+                          (ids[0], False, False)])
+        # Ranges and conditions apply to old versions too.
+        old = self.s3.get_object(Bucket=VERSIONED, Key="v/three",
+                                 VersionId=ids[0], Range="bytes=-1")
+        self.assertEqual(old["Body"].read(), b"0")
+        self.assertEqual(old["ContentRange"], "bytes 5-5/6")
+        etag = self.s3.head_object(Bucket=VERSIONED, Key="v/three",
+                                   VersionId=ids[0])["ETag"]
+        self.assertEqual(error_of(lambda: self.s3.get_object(
+            Bucket=VERSIONED, Key="v/three", VersionId=ids[0],
+            IfNoneMatch=etag))[0], 304)
+        url = self.s3.generate_presigned_url("get_object", Params={
+            "Bucket": VERSIONED, "Key": "v/three", "VersionId": ids[1],
+            "ResponseContentType": "text/x-old"}, ExpiresIn=60)
+        with urllib.request.urlopen(url) as response:
+            self.assertEqual(response.read(), b"body 1")
+            self.assertEqual(response.headers["Content-Type"], "text/x-old")
+            self.assertEqual(response.headers["x-amz-version-id"], ids[1])
+
+    def test_unknown_and_malformed_version_ids(self):
+        self.put("v/ids", b"x")
+        unknown = "A" * 32
+        self.assertEqual(error_of(lambda: self.s3.get_object(
+            Bucket=VERSIONED, Key="v/ids", VersionId=unknown)),
+            (404, "NoSuchVersion"))
+        self.assertEqual(error_of(lambda: self.s3.head_object(
+            Bucket=VERSIONED, Key="v/ids", VersionId=unknown)), (404, "404"))
+        self.assertEqual(error_of(lambda: self.s3.get_object(
+            Bucket=VERSIONED, Key="v/ids", VersionId="not-a-version")),
+            (400, "InvalidArgument"))
+        self.assertEqual(error_of(lambda: self.s3.get_object(
+            Bucket=VERSIONED, Key="v/ids", VersionId="null")),
+            (404, "NoSuchVersion"))
+
+    def test_delete_marker(self):
+        first = self.put("v/marked", b"kept")
+        deleted = self.s3.delete_object(Bucket=VERSIONED, Key="v/marked")
+        self.assertEqual(deleted["ResponseMetadata"]["HTTPStatusCode"], 204)
+        self.assertTrue(deleted["DeleteMarker"])
+        marker = deleted["VersionId"]
+        for call, code in ((self.s3.get_object, "NoSuchKey"),
+                           (self.s3.head_object, "404")):
+            failure = failure_of(lambda: call(Bucket=VERSIONED,
+                                              Key="v/marked"))
+            self.assertEqual((failure.status, failure.code), (404, code))
+            self.assertEqual(failure.headers["x-amz-delete-marker"], "true")
+            self.assertEqual(failure.headers["x-amz-version-id"], marker)
+        for call, code in ((self.s3.get_object, "MethodNotAllowed"),
+                           (self.s3.head_object, "405")):
+            failure = failure_of(lambda: call(Bucket=VERSIONED,
+                                              Key="v/marked",
+                                              VersionId=marker))
+            self.assertEqual((failure.status, failure.code), (405, code))
+            self.assertEqual(failure.headers["x-amz-delete-marker"], "true")
+            self.assertIn("last-modified", failure.headers)
+        self.assertEqual(self.body("v/marked", first), (b"kept", first))
+        listed = self.s3.list_objects_v2(Bucket=VERSIONED, Prefix="v/marked")
+        self.assertEqual(listed["KeyCount"], 0)
+        v1 = self.s3.list_objects(Bucket=VERSIONED, Prefix="v/marked")
+        self.assertNotIn("Contents", v1)
+        self.assertEqual(versions_of(VERSIONED, "v/marked"),
+                         [(marker, True, True), (first, False, False)])
+        # Removing the marker makes the version current again.
+        gone = self.s3.delete_object(Bucket=VERSIONED, Key="v/marked",
+                                     VersionId=marker)
+        self.assertEqual((gone["VersionId"], gone["DeleteMarker"]),
+                         (marker, True))
+        self.assertEqual(self.body("v/marked"), (b"kept", first))
+
+    def test_deleting_versions_promotes_the_previous_one(self):
+        ids = [self.put("v/promote", b"p%d" % n) for n in range(3)]
+        gone = self.s3.delete_object(Bucket=VERSIONED, Key="v/promote",
+                                     VersionId=ids[2])
+        self.assertEqual(gone["VersionId"], ids[2])
+        self.assertNotIn("DeleteMarker", gone)
+        self.assertEqual(self.body("v/promote"), (b"p1", ids[1]))
+        self.s3.delete_object(Bucket=VERSIONED, Key="v/promote",
+                              VersionId=ids[0])  # not the latest
+        self.assertEqual(self.body("v/promote"), (b"p1", ids[1]))
+        self.assertEqual(versions_of(VERSIONED, "v/promote"),
+                         [(ids[1], False, True)])
+        self.s3.delete_object(Bucket=VERSIONED, Key="v/promote",
+                              VersionId=ids[1])
+        failure = failure_of(lambda: self.s3.get_object(
+            Bucket=VERSIONED, Key="v/promote"))
+        self.assertEqual((failure.status, failure.code), (404, "NoSuchKey"))
+        self.assertNotIn("x-amz-delete-marker", failure.headers)
+        self.assertEqual(versions_of(VERSIONED, "v/promote"), [])
+        # Deleting an id that is not there is a no-op, as in S3.
+        again = self.s3.delete_object(Bucket=VERSIONED, Key="v/promote",
+                                      VersionId=ids[1])
+        self.assertEqual(again["ResponseMetadata"]["HTTPStatusCode"], 204)
+        self.assertEqual(error_of(lambda: self.s3.delete_object(
+            Bucket=VERSIONED, Key="v/promote", VersionId="bad id")),
+            (400, "InvalidArgument"))
+
+    def test_delete_objects_with_version_ids(self):
+        a1, a2 = self.put("v/bulk/a", b"1"), self.put("v/bulk/a", b"2")
+        self.put("v/bulk/b", b"b")
+        result = self.s3.delete_objects(Bucket=VERSIONED, Delete={"Objects": [
+            {"Key": "v/bulk/a", "VersionId": a2},
+            {"Key": "v/bulk/b"},
+            {"Key": "v/bulk/c", "VersionId": "malformed"}]})
+        deleted = {d["Key"]: d for d in result["Deleted"]}
+        self.assertEqual(deleted["v/bulk/a"]["VersionId"], a2)
+        self.assertNotIn("DeleteMarker", deleted["v/bulk/a"])
+        self.assertTrue(deleted["v/bulk/b"]["DeleteMarker"])
+        marker = deleted["v/bulk/b"]["DeleteMarkerVersionId"]
+        self.assertEqual([(e["Key"], e["Code"]) for e in result["Errors"]],
+                         [("v/bulk/c", "InvalidArgument")])
+        self.assertEqual(self.body("v/bulk/a"), (b"1", a1))
+        result = self.s3.delete_objects(Bucket=VERSIONED, Delete={"Objects": [
+            {"Key": "v/bulk/b", "VersionId": marker}]})
+        self.assertEqual(result["Deleted"][0]["DeleteMarkerVersionId"],
+                         marker)
+        self.assertEqual(self.body("v/bulk/b")[0], b"b")
+
+    def test_copy_object_from_a_version(self):
+        old = self.put("v/copy/src", b"old")
+        self.put("v/copy/src", b"new")
+        copied = self.s3.copy_object(
+            Bucket=VERSIONED, Key="v/copy/dst",
+            CopySource={"Bucket": VERSIONED, "Key": "v/copy/src",
+                        "VersionId": old})
+        self.assertEqual(copied["CopySourceVersionId"], old)
+        self.assertEqual(self.body("v/copy/dst"),
+                         (b"old", copied["VersionId"]))
+        # Copying an old version onto its own key restores it.
+        restored = self.s3.copy_object(
+            Bucket=VERSIONED, Key="v/copy/src",
+            CopySource={"Bucket": VERSIONED, "Key": "v/copy/src",
+                        "VersionId": old})
+        self.assertEqual(self.body("v/copy/src"),
+                         (b"old", restored["VersionId"]))
+        self.assertEqual(len(versions_of(VERSIONED, "v/copy/src")),
+                         3)
+        # Latest version copied without a versionId: its id is reported.
+        latest = self.s3.copy_object(
+            Bucket=BUCKET, Key="v/copy/out",
+            CopySource={"Bucket": VERSIONED, "Key": "v/copy/src"})
+        self.assertEqual(latest["CopySourceVersionId"],
+                         restored["VersionId"])
+        self.assertNotIn("VersionId", latest)  # BUCKET is not versioned
+        marker = self.s3.delete_object(Bucket=VERSIONED,
+                                       Key="v/copy/src")["VersionId"]
+        self.assertEqual(error_of(lambda: self.s3.copy_object(
+            Bucket=BUCKET, Key="v/copy/out",
+            CopySource={"Bucket": VERSIONED, "Key": "v/copy/src"})),
+            (404, "NoSuchKey"))
+        self.assertEqual(error_of(lambda: self.s3.copy_object(
+            Bucket=BUCKET, Key="v/copy/out",
+            CopySource={"Bucket": VERSIONED, "Key": "v/copy/src",
+                        "VersionId": marker})), (400, "InvalidRequest"))
+        self.assertEqual(error_of(lambda: self.s3.copy_object(
+            Bucket=BUCKET, Key="v/copy/out",
+            CopySource={"Bucket": VERSIONED, "Key": "v/copy/src",
+                        "VersionId": "B" * 32})), (404, "NoSuchVersion"))
+
+    def test_if_none_match_sees_a_delete_marker_as_absent(self):
+        self.put("v/cond", b"1")
+        with with_header(self.s3, "PutObject", "If-None-Match", "*"):
+            self.assertEqual(error_of(lambda: self.put("v/cond", b"2")),
+                             (412, "PreconditionFailed"))
+            self.s3.delete_object(Bucket=VERSIONED, Key="v/cond")
+            third = self.put("v/cond", b"3")
+        self.assertEqual(self.body("v/cond"), (b"3", third))
+        with with_header(self.s3, "PutObject", "If-Match", '"nope"'):
+            self.s3.delete_object(Bucket=VERSIONED, Key="v/cond")
+            self.assertEqual(error_of(lambda: self.put("v/cond", b"4")),
+                             (404, "NoSuchKey"))
+
+    def test_multipart_upload_makes_a_version(self):
+        before = self.put("v/mp", b"before")
+        upload_id = self.s3.create_multipart_upload(
+            Bucket=VERSIONED, Key="v/mp")["UploadId"]
+        etag = self.s3.upload_part(Bucket=VERSIONED, Key="v/mp",
+                                   UploadId=upload_id, PartNumber=1,
+                                   Body=b"after")["ETag"]
+        done = self.s3.complete_multipart_upload(
+            Bucket=VERSIONED, Key="v/mp", UploadId=upload_id,
+            MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": etag}]})
+        self.assertNotEqual(done["VersionId"], before)
+        self.assertEqual(self.body("v/mp"), (b"after", done["VersionId"]))
+        self.assertEqual(self.body("v/mp", before), (b"before", before))
+
+    def test_list_object_versions_pages(self):
+        expected = []
+        for key in ("v/page/a", "v/page/b/x", "v/page/c"):
+            ids = [self.put(key, b"d") for _ in range(2)]
+            expected += [(key, i) for i in reversed(ids)]
+        marker = self.s3.delete_object(Bucket=VERSIONED,
+                                       Key="v/page/c")["VersionId"]
+        expected.insert(4, ("v/page/c", marker))
+        seen, markers = [], []
+        paginator = self.s3.get_paginator("list_object_versions")
+        for page in paginator.paginate(Bucket=VERSIONED, Prefix="v/page/",
+                                       PaginationConfig={"PageSize": 2}):
+            self.assertLessEqual(len(page.get("Versions", [])) +
+                                 len(page.get("DeleteMarkers", [])), 2)
+            seen += [(v["Key"], v["VersionId"])
+                     for v in page.get("Versions", [])]
+            markers += [(m["Key"], m["VersionId"])
+                        for m in page.get("DeleteMarkers", [])]
+        self.assertEqual(markers, [("v/page/c", marker)])
+        self.assertEqual(sorted(seen + markers), sorted(expected))
+        self.assertEqual([k for k, _ in seen + markers if k == "v/page/a"],
+                         ["v/page/a"] * 2)
+        grouped = self.s3.list_object_versions(
+            Bucket=VERSIONED, Prefix="v/page/", Delimiter="/")
+        self.assertEqual([p["Prefix"] for p in grouped["CommonPrefixes"]],
+                         ["v/page/b/"])
+        self.assertEqual({v["Key"] for v in grouped["Versions"]},
+                         {"v/page/a", "v/page/c"})
+        self.assertEqual(error_of(lambda: self.s3.list_object_versions(
+            Bucket=VERSIONED, VersionIdMarker=marker)),
+            (400, "InvalidArgument"))
+        one = self.s3.list_object_versions(Bucket=VERSIONED,
+                                           Prefix="v/page/", MaxKeys=1)
+        self.assertTrue(one["IsTruncated"])
+        self.assertEqual((one["NextKeyMarker"], one["NextVersionIdMarker"]),
+                         expected[0])
+
+    def test_suspended_bucket_writes_null_versions(self):
+        bucket = "suspended-bucket"
+        self.s3.create_bucket(Bucket=bucket)
+        self.s3.put_object(Bucket=bucket, Key="s", Body=b"pre")
+        enable_versioning(self.s3, bucket)
+        kept = self.s3.put_object(Bucket=bucket, Key="s",
+                                  Body=b"kept")["VersionId"]
+        enable_versioning(self.s3, bucket, "Suspended")
+        put = self.s3.put_object(Bucket=bucket, Key="s", Body=b"null 1")
+        self.assertNotIn("VersionId", put)  # S3 announces no "null" id
+        self.assertEqual(self.body("s", bucket=bucket), (b"null 1", "null"))
+        # The null version written before versioning was replaced.
+        self.assertEqual(versions_of(bucket, "s"),
+                         [("null", False, True), (kept, False, False)])
+        self.s3.put_object(Bucket=bucket, Key="s", Body=b"null 2")
+        self.assertEqual(self.body("s", "null", bucket), (b"null 2", "null"))
+        self.assertEqual(len(versions_of(bucket, "s")), 2)
+        deleted = self.s3.delete_object(Bucket=bucket, Key="s")
+        self.assertEqual((deleted["DeleteMarker"], deleted["VersionId"]),
+                         (True, "null"))
+        self.assertEqual(versions_of(bucket, "s"),
+                         [("null", True, True), (kept, False, False)])
+        self.s3.delete_object(Bucket=bucket, Key="s", VersionId="null")
+        self.assertEqual(self.body("s", bucket=bucket), (b"kept", kept))
+
+    def test_unversioned_bucket_is_unchanged(self):
+        put = self.s3.put_object(Bucket=BUCKET, Key="v/plain", Body=b"p")
+        self.assertNotIn("x-amz-version-id", headers_of(put))
+        got = self.s3.get_object(Bucket=BUCKET, Key="v/plain",
+                                 VersionId="null")
+        self.assertEqual(got["Body"].read(), b"p")
+        self.assertNotIn("x-amz-version-id", headers_of(got))
+        self.assertEqual(error_of(lambda: self.s3.get_object(
+            Bucket=BUCKET, Key="v/plain", VersionId="C" * 32)),
+            (400, "InvalidArgument"))
+        listed = self.s3.list_object_versions(Bucket=BUCKET,
+                                              Prefix="v/plain")
+        self.assertEqual([(v["VersionId"], v["IsLatest"])
+                          for v in listed["Versions"]], [("null", True)])
+        deleted = self.s3.delete_object(Bucket=BUCKET, Key="v/plain",
+                                        VersionId="null")
+        self.assertNotIn("x-amz-version-id", headers_of(deleted))
+        self.assertNotIn("x-amz-delete-marker", headers_of(deleted))
+        self.assertEqual(error_of(lambda: self.s3.head_object(
+            Bucket=BUCKET, Key="v/plain")), (404, "404"))
+        self.assertNotIn("DeleteMarkers", self.s3.list_object_versions(
+            Bucket=BUCKET, Prefix="v/plain"))
+
+    def test_concurrent_puts_make_distinct_versions(self):
+        clients = [client() for _ in range(8)]
+        written = {}
+
+        def put(n):
+            response = clients[n].put_object(Bucket=VERSIONED, Key="v/race",
+                                             Body=b"writer %d" % n)
+            written[response["VersionId"]] = b"writer %d" % n
+        threads = [threading.Thread(target=put, args=(n,)) for n in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        self.assertEqual(len(written), 8)
+        listed = self.s3.list_object_versions(Bucket=VERSIONED,
+                                              Prefix="v/race")["Versions"]
+        self.assertEqual({v["VersionId"] for v in listed}, set(written))
+        self.assertEqual([v["IsLatest"] for v in listed],
+                         [True] + [False] * 7)
+        # Newest first: the last write to take the key's lock is current.
+        stamps = [v["LastModified"] for v in listed]
+        self.assertEqual(stamps, sorted(stamps, reverse=True))
+        body, current = self.body("v/race")
+        self.assertEqual(current, listed[0]["VersionId"])
+        self.assertEqual(body, written[current])
+        for version_id, expected in written.items():
+            self.assertEqual(self.body("v/race", version_id)[0], expected)
+
+    def test_bucket_with_versions_is_not_empty(self):
+        bucket = "drained-bucket"
+        self.s3.create_bucket(Bucket=bucket)
+        enable_versioning(self.s3, bucket)
+        first = self.s3.put_object(Bucket=bucket, Key="k",
+                                   Body=b"k")["VersionId"]
+        marker = self.s3.delete_object(Bucket=bucket, Key="k")["VersionId"]
+        self.assertEqual(error_of(lambda: self.s3.delete_bucket(
+            Bucket=bucket)), (409, "BucketNotEmpty"))
+        for version_id in (marker, first):
+            self.s3.delete_object(Bucket=bucket, Key="k",
+                                  VersionId=version_id)
+        self.s3.delete_bucket(Bucket=bucket)
+        self.assertEqual(error_of(lambda: self.s3.head_bucket(
+            Bucket=bucket))[0], 404)
+
+    def test_sidecar_state_is_not_listed(self):
+        self.put("v/hidden", b"h")
+        self.put("v/hidden", b"h2")
+        keys = [o["Key"] for o in self.s3.list_objects_v2(
+            Bucket=VERSIONED)["Contents"]]
+        self.assertFalse([k for k in keys if "fixture" in k or "._" in k])
+        buckets = [b["Name"] for b in self.s3.list_buckets()["Buckets"]]
+        self.assertNotIn("._fixture", buckets)
+        sidecar = os.path.join(FIXTURE.dir, "data", VERSIONED, "._fixture")
+        self.assertTrue(os.path.isfile(os.path.join(sidecar,
+                                                    "bucket.json")))
+        self.assertTrue(os.path.isfile(os.path.join(
+            sidecar, "keys", "v~", "hidden._v", "index.json")))
+
+    def test_versions_with_odd_keys(self):
+        for key in ("v/odd//x", "v/odd/ü 😀+&="):
+            first = self.put(key, b"1")
+            second = self.put(key, b"2")
+            self.assertEqual(self.body(key, first), (b"1", first))
+            self.s3.delete_object(Bucket=VERSIONED, Key=key)
+            self.assertEqual([v for v, _, _ in versions_of(
+                VERSIONED, key)][1:], [second, first])
+        keys = {v["Key"] for v in self.s3.list_object_versions(
+            Bucket=VERSIONED, Prefix="v/odd/")["Versions"]}
+        self.assertEqual(keys, {"v/odd//x", "v/odd/ü 😀+&="})
+
+
+def sse_c_headers(key, prefix="x-amz-server-side-encryption-customer-"):
+    return {prefix + "algorithm": "AES256",
+            prefix + "key": base64.b64encode(key).decode(),
+            prefix + "key-MD5": base64.b64encode(
+                hashlib.md5(key).digest()).decode()}
+
+
+class EncryptionTests(FixtureTestCase):
+    KEY, OTHER_KEY = b"k" * 32, b"o" * 32
+
+    def ssec(self, key=None):
+        return {"SSECustomerAlgorithm": "AES256",
+                "SSECustomerKey": key or self.KEY}
+
+    def test_sse_s3_and_kms(self):
+        put = self.s3.put_object(Bucket=BUCKET, Key="sse/s3", Body=b"s",
+                                 ServerSideEncryption="AES256")
+        self.assertEqual(put["ServerSideEncryption"], "AES256")
+        self.assertNotIn("SSEKMSKeyId", put)
+        for call in (self.s3.get_object, self.s3.head_object):
+            got = call(Bucket=BUCKET, Key="sse/s3")
+            self.assertEqual(got["ServerSideEncryption"], "AES256")
+        put = self.s3.put_object(Bucket=BUCKET, Key="sse/kms", Body=b"k",
+                                 ServerSideEncryption="aws:kms")
+        self.assertRegex(put["SSEKMSKeyId"],
+                         r"^arn:aws:kms:us-east-1:000000000000:key/")
+        default_key = put["SSEKMSKeyId"]
+        arn = "arn:aws:kms:us-east-1:000000000000:key/my-key"
+        put = self.s3.put_object(Bucket=BUCKET, Key="sse/kms", Body=b"k",
+                                 ServerSideEncryption="aws:kms",
+                                 SSEKMSKeyId=arn, BucketKeyEnabled=True)
+        self.assertEqual((put["SSEKMSKeyId"], put["BucketKeyEnabled"]),
+                         (arn, True))
+        head = self.s3.head_object(Bucket=BUCKET, Key="sse/kms")
+        self.assertEqual((head["ServerSideEncryption"], head["SSEKMSKeyId"],
+                          head["BucketKeyEnabled"]), ("aws:kms", arn, True))
+        bare = self.s3.put_object(Bucket=BUCKET, Key="sse/kms2", Body=b"k",
+                                  ServerSideEncryption="aws:kms",
+                                  SSEKMSKeyId="1234abcd-12ab-34cd")
+        self.assertEqual(bare["SSEKMSKeyId"], "arn:aws:kms:us-east-1:"
+                         "000000000000:key/1234abcd-12ab-34cd")
+        self.assertNotEqual(bare["SSEKMSKeyId"], default_key)
+        # A plain PUT replaces the object: no encryption headers any more.
+        self.s3.put_object(Bucket=BUCKET, Key="sse/kms", Body=b"plain")
+        self.assertNotIn("ServerSideEncryption", self.s3.head_object(
+            Bucket=BUCKET, Key="sse/kms"))
+
+    def test_sse_refusals(self):
+        put = self.s3.put_object
+        for args in ({"ServerSideEncryption": "AES128"},
+                     {"ServerSideEncryption": "AES256",
+                      "SSEKMSKeyId": "some-key"},
+                     {"SSEKMSKeyId": "some-key"},
+                     {"ServerSideEncryption": "AES256", **self.ssec()}):
+            with self.subTest(args=args):
+                self.assertEqual(error_of(lambda: put(
+                    Bucket=BUCKET, Key="sse/refused", Body=b"r", **args)),
+                    (400, "InvalidArgument"))
+                self.assertEqual(error_of(lambda: self.s3
+                                          .create_multipart_upload(
+                                              Bucket=BUCKET,
+                                              Key="sse/refused", **args)),
+                                 (400, "InvalidArgument"))
+        self.assertEqual(error_of(lambda: self.s3.head_object(
+            Bucket=BUCKET, Key="sse/refused")), (404, "404"))
+        put(Bucket=BUCKET, Key="sse/readable", Body=b"r")
+        with with_header(self.s3, "GetObject",
+                         "x-amz-server-side-encryption", "AES256"):
+            self.assertEqual(error_of(lambda: self.s3.get_object(
+                Bucket=BUCKET, Key="sse/readable")),
+                (400, "InvalidArgument"))
+
+    def test_sse_on_multipart_and_copy(self):
+        created = self.s3.create_multipart_upload(
+            Bucket=BUCKET, Key="sse/mp", ServerSideEncryption="aws:kms")
+        upload_id, kms_key = created["UploadId"], created["SSEKMSKeyId"]
+        self.assertEqual(created["ServerSideEncryption"], "aws:kms")
+        part = self.s3.upload_part(Bucket=BUCKET, Key="sse/mp",
+                                   UploadId=upload_id, PartNumber=1,
+                                   Body=b"part")
+        self.assertEqual((part["ServerSideEncryption"], part["SSEKMSKeyId"]),
+                         ("aws:kms", kms_key))
+        done = self.s3.complete_multipart_upload(
+            Bucket=BUCKET, Key="sse/mp", UploadId=upload_id,
+            MultipartUpload={"Parts": [{"PartNumber": 1,
+                                        "ETag": part["ETag"]}]})
+        self.assertEqual((done["ServerSideEncryption"], done["SSEKMSKeyId"]),
+                         ("aws:kms", kms_key))
+        self.assertEqual(self.s3.get_object(Bucket=BUCKET, Key="sse/mp")[
+            "ServerSideEncryption"], "aws:kms")
+        # A copy is encrypted only as its own request asks.
+        plain = self.s3.copy_object(Bucket=BUCKET, Key="sse/mp-copy",
+                                    CopySource={"Bucket": BUCKET,
+                                                "Key": "sse/mp"})
+        self.assertNotIn("ServerSideEncryption", plain)
+        self.assertNotIn("ServerSideEncryption", self.s3.head_object(
+            Bucket=BUCKET, Key="sse/mp-copy"))
+        encrypted = self.s3.copy_object(
+            Bucket=BUCKET, Key="sse/mp-copy", ServerSideEncryption="AES256",
+            CopySource={"Bucket": BUCKET, "Key": "sse/mp"})
+        self.assertEqual(encrypted["ServerSideEncryption"], "AES256")
+        self.assertEqual(self.s3.head_object(Bucket=BUCKET, Key="sse/mp-copy")[
+            "ServerSideEncryption"], "AES256")
+        self.assertEqual(error_of(lambda: self.s3.copy_object(
+            Bucket=BUCKET, Key="sse/mp-copy", ServerSideEncryption="nope",
+            CopySource={"Bucket": BUCKET, "Key": "sse/mp"})),
+            (400, "InvalidArgument"))
+
+    def test_sse_c_get_and_head(self):
+        put = self.s3.put_object(Bucket=BUCKET, Key="ssec/obj", Body=b"c",
+                                 **self.ssec())
+        key_md5 = base64.b64encode(hashlib.md5(self.KEY).digest()).decode()
+        self.assertEqual((put["SSECustomerAlgorithm"],
+                          put["SSECustomerKeyMD5"]), ("AES256", key_md5))
+        self.assertNotIn("ServerSideEncryption", put)
+        for call in (self.s3.get_object, self.s3.head_object):
+            got = call(Bucket=BUCKET, Key="ssec/obj", **self.ssec())
+            self.assertEqual((got["SSECustomerAlgorithm"],
+                              got["SSECustomerKeyMD5"]), ("AES256", key_md5))
+        self.assertEqual(self.s3.get_object(
+            Bucket=BUCKET, Key="ssec/obj", **self.ssec())["Body"].read(),
+            b"c")
+        failure = failure_of(lambda: self.s3.get_object(
+            Bucket=BUCKET, Key="ssec/obj"))
+        self.assertEqual((failure.status, failure.code, failure.message), (
+            400, "InvalidRequest", "The object was stored using a form of "
+            "Server Side Encryption. The correct parameters must be provided "
+            "to retrieve the object."))
+        self.assertEqual(error_of(lambda: self.s3.head_object(
+            Bucket=BUCKET, Key="ssec/obj")), (400, "400"))
+        self.assertEqual(error_of(lambda: self.s3.get_object(
+            Bucket=BUCKET, Key="ssec/obj", **self.ssec(self.OTHER_KEY))),
+            (403, "AccessDenied"))
+        self.assertEqual(error_of(lambda: self.s3.head_object(
+            Bucket=BUCKET, Key="ssec/obj", **self.ssec(self.OTHER_KEY))),
+            (403, "403"))
+        # SSE-C parameters for an object stored without them.
+        self.s3.put_object(Bucket=BUCKET, Key="ssec/plain", Body=b"p")
+        self.assertEqual(error_of(lambda: self.s3.get_object(
+            Bucket=BUCKET, Key="ssec/plain", **self.ssec())),
+            (400, "InvalidRequest"))
+        # Only the key's MD5 is kept on disk, never the key.
+        for root, _, files in os.walk(os.path.join(FIXTURE.dir, "data")):
+            for name in files:
+                with open(os.path.join(root, name), "rb") as handle:
+                    data = handle.read()
+                self.assertNotIn(base64.b64encode(self.KEY), data, name)
+                self.assertNotIn(self.KEY, data, name)
+
+    def test_sse_c_refusals(self):
+        def put_with(headers):
+            status, _, body = raw_request("PUT", f"/{BUCKET}/ssec/bad",
+                                          body=b"b", headers=headers)
+            return status, error_code(body) if status != 200 else None
+        good = sse_c_headers(self.KEY)
+        wrong_md5 = dict(good)
+        wrong_md5["x-amz-server-side-encryption-customer-key-MD5"] = \
+            base64.b64encode(hashlib.md5(b"x").digest()).decode()
+        self.assertEqual(put_with(wrong_md5), (400, "InvalidArgument"))
+        self.assertEqual(put_with(sse_c_headers(b"short" * 3)),
+                         (400, "InvalidArgument"))
+        no_md5 = dict(good)
+        del no_md5["x-amz-server-side-encryption-customer-key-MD5"]
+        self.assertEqual(put_with(no_md5), (400, "InvalidArgument"))
+        bad_algorithm = dict(good)
+        bad_algorithm["x-amz-server-side-encryption-customer-algorithm"] = \
+            "AES128"
+        self.assertEqual(put_with(bad_algorithm),
+                         (400, "InvalidEncryptionAlgorithmError"))
+        self.assertEqual(put_with(dict(good, **{
+            "x-amz-server-side-encryption": "aws:kms"})),
+            (400, "InvalidArgument"))
+        self.assertEqual(put_with(good), (200, None))
+        self.assertEqual(error_of(lambda: self.s3.head_object(
+            Bucket=BUCKET, Key="ssec/bad")), (400, "400"))
+
+    def test_sse_c_multipart(self):
+        created = self.s3.create_multipart_upload(Bucket=BUCKET,
+                                                  Key="ssec/mp",
+                                                  **self.ssec())
+        upload_id = created["UploadId"]
+        self.assertEqual(created["SSECustomerAlgorithm"], "AES256")
+
+        def part(**extra):
+            return self.s3.upload_part(Bucket=BUCKET, Key="ssec/mp",
+                                       UploadId=upload_id, PartNumber=1,
+                                       Body=b"mp", **extra)
+        self.assertEqual(error_of(part), (400, "InvalidRequest"))
+        self.assertEqual(error_of(lambda: part(**self.ssec(self.OTHER_KEY))),
+                         (400, "InvalidArgument"))
+        uploaded = part(**self.ssec())
+        self.assertEqual(uploaded["SSECustomerKeyMD5"],
+                         created["SSECustomerKeyMD5"])
+        self.s3.complete_multipart_upload(
+            Bucket=BUCKET, Key="ssec/mp", UploadId=upload_id,
+            MultipartUpload={"Parts": [{"PartNumber": 1,
+                                        "ETag": uploaded["ETag"]}]})
+        self.assertEqual(error_of(lambda: self.s3.get_object(
+            Bucket=BUCKET, Key="ssec/mp")), (400, "InvalidRequest"))
+        self.assertEqual(self.s3.get_object(Bucket=BUCKET, Key="ssec/mp",
+                                            **self.ssec())["Body"].read(),
+                         b"mp")
+        # Parts of an upload created without SSE-C may not carry a key.
+        plain = self.s3.create_multipart_upload(Bucket=BUCKET,
+                                                Key="ssec/mp2")["UploadId"]
+        self.assertEqual(error_of(lambda: self.s3.upload_part(
+            Bucket=BUCKET, Key="ssec/mp2", UploadId=plain, PartNumber=1,
+            Body=b"x", **self.ssec())), (400, "InvalidArgument"))
+        self.s3.abort_multipart_upload(Bucket=BUCKET, Key="ssec/mp2",
+                                       UploadId=plain)
+
+    def test_sse_c_copy(self):
+        self.s3.put_object(Bucket=BUCKET, Key="ssec/src", Body=b"src",
+                           **self.ssec())
+
+        def copy(**extra):
+            return self.s3.copy_object(
+                Bucket=BUCKET, Key="ssec/dst",
+                CopySource={"Bucket": BUCKET, "Key": "ssec/src"}, **extra)
+        self.assertEqual(error_of(copy), (400, "InvalidRequest"))
+        self.assertEqual(error_of(lambda: copy(
+            CopySourceSSECustomerAlgorithm="AES256",
+            CopySourceSSECustomerKey=self.OTHER_KEY)), (403, "AccessDenied"))
+        source_key = {"CopySourceSSECustomerAlgorithm": "AES256",
+                      "CopySourceSSECustomerKey": self.KEY}
+        self.assertEqual(error_of(lambda: copy(
+            ServerSideEncryption="AES256", **source_key,
+            **self.ssec(self.OTHER_KEY))), (400, "InvalidArgument"))
+        copy(**source_key)
+        self.assertEqual(self.s3.get_object(Bucket=BUCKET, Key="ssec/dst")[
+            "Body"].read(), b"src")
+        # The target may be encrypted with a key of its own.
+        copied = copy(**source_key, **self.ssec(self.OTHER_KEY))
+        self.assertEqual(copied["SSECustomerKeyMD5"], base64.b64encode(
+            hashlib.md5(self.OTHER_KEY).digest()).decode())
+        self.assertEqual(error_of(lambda: self.s3.get_object(
+            Bucket=BUCKET, Key="ssec/dst", **self.ssec())),
+            (403, "AccessDenied"))
+        self.assertEqual(self.s3.get_object(
+            Bucket=BUCKET, Key="ssec/dst",
+            **self.ssec(self.OTHER_KEY))["Body"].read(), b"src")
+        # Copy-source SSE-C parameters for a source stored without them.
+        self.s3.put_object(Bucket=BUCKET, Key="ssec/plain-src", Body=b"p")
+        self.assertEqual(error_of(lambda: self.s3.copy_object(
+            Bucket=BUCKET, Key="ssec/dst", **source_key,
+            CopySource={"Bucket": BUCKET, "Key": "ssec/plain-src"})),
+            (400, "InvalidRequest"))
+
+    def curl(self, url, headers=()):
+        command = ["curl", "-s", "-o", "-", "-w", "\n%{http_code}"]
+        for name, value in headers:
+            command += ["-H", f"{name}: {value}"]
+        result = subprocess.run(command + [url], capture_output=True,
+                                timeout=30, check=True)
+        body, _, status = result.stdout.rpartition(b"\n")
+        return int(status), body
+
+    def test_sse_c_presigned_get_with_curl(self):
+        self.s3.put_object(Bucket=BUCKET, Key="ssec/presigned",
+                           Body=b"presigned secret", **self.ssec())
+        signed = self.s3.generate_presigned_url("get_object", Params={
+            "Bucket": BUCKET, "Key": "ssec/presigned", **self.ssec()},
+            ExpiresIn=300)
+        self.assertIn("x-amz-server-side-encryption-customer-key",
+                      urllib.parse.unquote(signed))  # in SignedHeaders
+        headers = list(sse_c_headers(self.KEY).items())
+        self.assertEqual(self.curl(signed, headers),
+                         (200, b"presigned secret"))
+        # The signature covers the key: without the headers it fails.
+        status, body = self.curl(signed)
+        self.assertEqual((status, error_code(body)),
+                         (403, "SignatureDoesNotMatch"))
+        unsigned = self.s3.generate_presigned_url("get_object", Params={
+            "Bucket": BUCKET, "Key": "ssec/presigned"}, ExpiresIn=300)
+        status, body = self.curl(unsigned)
+        self.assertEqual((status, error_code(body)), (400, "InvalidRequest"))
+        # x-amz-* headers the URL does not sign are refused.
+        status, body = self.curl(unsigned, headers)
+        self.assertEqual((status, error_code(body)), (403, "AccessDenied"))
+
+
+def tag_set(tags):
+    return {"TagSet": [{"Key": k, "Value": v} for k, v in tags]}
+
+
+class TaggingTests(FixtureTestCase):
+    @classmethod
+    def setUpClass(cls):
+        enable_versioning(client(), VERSIONED)
+
+    def tags(self, key, bucket=BUCKET, **extra):
+        got = self.s3.get_object_tagging(Bucket=bucket, Key=key, **extra)
+        return [(t["Key"], t["Value"]) for t in got["TagSet"]]
+
+    def test_tagging_header_and_tag_count(self):
+        self.s3.put_object(Bucket=BUCKET, Key="tag/put", Body=b"t",
+                           Tagging="project=so&owner=two%20words&empty=")
+        self.assertEqual(self.tags("tag/put"), [
+            ("project", "so"), ("owner", "two words"), ("empty", "")])
+        got = self.s3.get_object(Bucket=BUCKET, Key="tag/put")
+        self.assertEqual(got["TagCount"], 3)
+        head = self.s3.head_object(Bucket=BUCKET, Key="tag/put")
+        self.assertEqual(headers_of(head)["x-amz-tagging-count"], "3")
+        # A new PUT replaces the tags with its own (none here).
+        self.s3.put_object(Bucket=BUCKET, Key="tag/put", Body=b"t2")
+        self.assertEqual(self.tags("tag/put"), [])
+        self.assertNotIn("TagCount", self.s3.get_object(Bucket=BUCKET,
+                                                        Key="tag/put"))
+
+    def test_put_and_delete_object_tagging(self):
+        self.s3.put_object(Bucket=BUCKET, Key="tag/ops", Body=b"t",
+                           Tagging="a=1")
+        put = self.s3.put_object_tagging(
+            Bucket=BUCKET, Key="tag/ops",
+            Tagging=tag_set([("b", "2"), ("ü", "日本 語")]))
+        self.assertEqual(put["ResponseMetadata"]["HTTPStatusCode"], 200)
+        self.assertNotIn("VersionId", put)
+        self.assertEqual(self.tags("tag/ops"), [("b", "2"), ("ü", "日本 語")])
+        deleted = self.s3.delete_object_tagging(Bucket=BUCKET, Key="tag/ops")
+        self.assertEqual(deleted["ResponseMetadata"]["HTTPStatusCode"], 204)
+        self.assertEqual(self.tags("tag/ops"), [])
+        self.assertNotIn("x-amz-tagging-count", headers_of(
+            self.s3.head_object(Bucket=BUCKET, Key="tag/ops")))
+        self.assertEqual(error_of(lambda: self.s3.get_object_tagging(
+            Bucket=BUCKET, Key="tag/none")), (404, "NoSuchKey"))
+        self.assertEqual(error_of(lambda: self.s3.put_object_tagging(
+            Bucket=BUCKET, Key="tag/none", Tagging=tag_set([("a", "b")]))),
+            (404, "NoSuchKey"))
+        body = b"<Tagging><TagSet/></Tagging>"
+        status, _, reply = raw_request("PUT", f"/{BUCKET}/tag/ops?tagging",
+                                       body=body)
+        self.assertEqual((status, error_code(reply)), (400, "InvalidRequest"))
+
+    def test_tags_belong_to_versions(self):
+        first = self.s3.put_object(Bucket=VERSIONED, Key="tag/v", Body=b"1",
+                                   Tagging="gen=1")["VersionId"]
+        second = self.s3.put_object(Bucket=VERSIONED, Key="tag/v", Body=b"2",
+                                    Tagging="gen=2")["VersionId"]
+        self.assertEqual(self.tags("tag/v", VERSIONED), [("gen", "2")])
+        self.assertEqual(self.tags("tag/v", VERSIONED, VersionId=first),
+                         [("gen", "1")])
+        put = self.s3.put_object_tagging(Bucket=VERSIONED, Key="tag/v",
+                                         VersionId=first,
+                                         Tagging=tag_set([("gen", "one")]))
+        self.assertEqual(put["VersionId"], first)
+        self.assertEqual(self.tags("tag/v", VERSIONED), [("gen", "2")])
+        got = self.s3.get_object_tagging(Bucket=VERSIONED, Key="tag/v")
+        self.assertEqual(got["VersionId"], second)
+        deleted = self.s3.delete_object_tagging(Bucket=VERSIONED,
+                                                Key="tag/v",
+                                                VersionId=second)
+        self.assertEqual(deleted["VersionId"], second)
+        self.assertEqual(self.tags("tag/v", VERSIONED, VersionId=first),
+                         [("gen", "one")])
+        self.assertEqual(self.s3.get_object(Bucket=VERSIONED, Key="tag/v",
+                                            VersionId=first)["TagCount"], 1)
+        marker = self.s3.delete_object(Bucket=VERSIONED,
+                                       Key="tag/v")["VersionId"]
+        self.assertEqual(error_of(lambda: self.tags(
+            "tag/v", VERSIONED, VersionId=marker)), (405, "MethodNotAllowed"))
+        self.assertEqual(error_of(lambda: self.tags("tag/v", VERSIONED)),
+                         (404, "NoSuchKey"))
+
+    def test_copy_tagging_directive(self):
+        self.s3.put_object(Bucket=BUCKET, Key="tag/src", Body=b"s",
+                           Tagging="from=source")
+        source = {"Bucket": BUCKET, "Key": "tag/src"}
+        self.s3.copy_object(Bucket=BUCKET, Key="tag/copy", CopySource=source)
+        self.assertEqual(self.tags("tag/copy"), [("from", "source")])
+        self.s3.copy_object(Bucket=BUCKET, Key="tag/copy", CopySource=source,
+                            TaggingDirective="REPLACE", Tagging="new=tag")
+        self.assertEqual(self.tags("tag/copy"), [("new", "tag")])
+        self.s3.copy_object(Bucket=BUCKET, Key="tag/copy", CopySource=source,
+                            TaggingDirective="REPLACE")
+        self.assertEqual(self.tags("tag/copy"), [])
+        self.assertEqual(error_of(lambda: self.s3.copy_object(
+            Bucket=BUCKET, Key="tag/copy", CopySource=source,
+            TaggingDirective="MERGE")), (400, "InvalidArgument"))
+        self.assertEqual(error_of(lambda: self.s3.copy_object(
+            Bucket=BUCKET, Key="tag/copy", CopySource=source,
+            MetadataDirective="MERGE")), (400, "InvalidArgument"))
+
+    def test_multipart_tags(self):
+        upload_id = self.s3.create_multipart_upload(
+            Bucket=BUCKET, Key="tag/mp", Tagging="mp=yes")["UploadId"]
+        etag = self.s3.upload_part(Bucket=BUCKET, Key="tag/mp",
+                                   UploadId=upload_id, PartNumber=1,
+                                   Body=b"m")["ETag"]
+        self.s3.complete_multipart_upload(
+            Bucket=BUCKET, Key="tag/mp", UploadId=upload_id,
+            MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": etag}]})
+        self.assertEqual(self.tags("tag/mp"), [("mp", "yes")])
+
+    def test_tag_limits(self):
+        def put(tagging):
+            return self.s3.put_object(Bucket=BUCKET, Key="tag/limits",
+                                      Body=b"l", Tagging=tagging)
+
+        def put_tagging(tags):
+            return self.s3.put_object_tagging(Bucket=BUCKET, Key="tag/limits",
+                                              Tagging=tag_set(tags))
+        ten = [(f"k{n}", "v") for n in range(10)]
+        put("&".join(f"{k}={v}" for k, v in ten))
+        put("k=" + "v" * 256 + "&" + "k" * 128 + "=v")
+        # Lengths count UTF-16 code units: U+1D400 (a letter) counts two.
+        put("wide=" + quote("𝐀" * 128))
+        # "=" is a tag character: encoded, it may be inside a value.
+        put("eq=" + quote("a=b", safe=""))
+        self.assertEqual(self.tags("tag/limits"), [("eq", "a=b")])
+        put("wide=" + quote("𝐀" * 128))
+        refused = {
+            "&".join(f"k{n}=v" for n in range(11)): "BadRequest",
+            "k" * 129 + "=v": "InvalidTag",
+            "k=" + "v" * 257: "InvalidTag",
+            "wide=" + quote("𝐀" * 129): "InvalidTag",
+            "emoji=" + quote("😀"): "InvalidTag",  # a symbol, not a letter
+            "a=1&a=2": "InvalidTag",
+            "aws:reserved=1": "InvalidTag",
+            "=empty": "InvalidTag",
+            "bad%5Bchar=1": "InvalidTag",
+            "a=b=c": "InvalidArgument"}
+        for tagging, code in refused.items():
+            with self.subTest(tagging=tagging[:40]):
+                self.assertEqual(error_of(lambda: put(tagging)), (400, code))
+        self.assertEqual(self.tags("tag/limits")[0][0], "wide")
+        self.assertEqual(error_of(lambda: put_tagging(
+            ten + [("k10", "v")])), (400, "BadRequest"))
+        self.assertEqual(error_of(lambda: put_tagging(
+            [("a", "1"), ("a", "2")])), (400, "InvalidTag"))
+        self.assertEqual(error_of(lambda: put_tagging([("k" * 129, "v")])),
+                         (400, "InvalidTag"))
+        self.assertEqual(error_of(lambda: put_tagging([("k", "v" * 257)])),
+                         (400, "InvalidTag"))
+        self.assertEqual(error_of(lambda: self.s3.create_multipart_upload(
+            Bucket=BUCKET, Key="tag/limits", Tagging="a=1&a=2")),
+            (400, "InvalidTag"))
+
+
+ALL_CLASSES = ["STANDARD", "REDUCED_REDUNDANCY", "STANDARD_IA", "ONEZONE_IA",
+               "INTELLIGENT_TIERING", "GLACIER", "DEEP_ARCHIVE", "GLACIER_IR",
+               "OUTPOSTS", "SNOW", "EXPRESS_ONEZONE"]
+
+
+class StorageClassTests(FixtureTestCase):
+    def put_raw(self, key, storage_class):
+        # botocore 1.29 validates StorageClass against an older list.
+        status, _, body = raw_request(
+            "PUT", f"/{BUCKET}/{key}", body=b"c",
+            headers={"x-amz-storage-class": storage_class})
+        return status, error_code(body) if status != 200 else None
+
+    def test_every_storage_class(self):
+        for storage_class in ALL_CLASSES:
+            key = f"class/{storage_class}"
+            self.assertEqual(self.put_raw(key, storage_class), (200, None))
+            head = self.s3.head_object(Bucket=BUCKET, Key=key)
+            # S3 leaves the header out for STANDARD.
+            self.assertEqual(head.get("StorageClass"),
+                             None if storage_class == "STANDARD"
+                             else storage_class)
+        for listing in (self.s3.list_objects_v2, self.s3.list_objects):
+            listed = listing(Bucket=BUCKET, Prefix="class/")["Contents"]
+            self.assertEqual({o["Key"][len("class/"):]: o["StorageClass"]
+                              for o in listed},
+                             {c: c for c in ALL_CLASSES})
+        versions = self.s3.list_object_versions(Bucket=BUCKET,
+                                                Prefix="class/")["Versions"]
+        self.assertEqual({v["StorageClass"] for v in versions},
+                         set(ALL_CLASSES))
+
+    def test_invalid_storage_class(self):
+        self.assertEqual(self.put_raw("class/bad", "FAST"),
+                         (400, "InvalidStorageClass"))
+        self.assertEqual(self.put_raw("class/bad", "standard"),
+                         (400, "InvalidStorageClass"))
+        status, _, body = raw_request(
+            "POST", f"/{BUCKET}/class/bad?uploads",
+            headers={"x-amz-storage-class": "FAST"})
+        self.assertEqual((status, error_code(body)),
+                         (400, "InvalidStorageClass"))
+        self.assertEqual(error_of(lambda: self.s3.head_object(
+            Bucket=BUCKET, Key="class/bad")), (404, "404"))
+
+    def test_archived_classes_refuse_get(self):
+        for storage_class in ("GLACIER", "DEEP_ARCHIVE"):
+            key = f"archived/{storage_class}"
+            self.s3.put_object(Bucket=BUCKET, Key=key, Body=b"cold",
+                               StorageClass=storage_class)
+            failure = failure_of(lambda: self.s3.get_object(Bucket=BUCKET,
+                                                            Key=key))
+            self.assertEqual((failure.status, failure.code),
+                             (403, "InvalidObjectState"))
+            head = self.s3.head_object(Bucket=BUCKET, Key=key)
+            self.assertEqual((head["StorageClass"], head["ContentLength"]),
+                             (storage_class, 4))
+            self.assertEqual(error_of(lambda: self.s3.copy_object(
+                Bucket=BUCKET, Key="archived/copy",
+                CopySource={"Bucket": BUCKET, "Key": key})),
+                (403, "InvalidObjectState"))
+        # GLACIER_IR is instant retrieval.
+        self.s3.put_object(Bucket=BUCKET, Key="archived/ir", Body=b"warm",
+                           StorageClass="GLACIER_IR")
+        self.assertEqual(self.s3.get_object(Bucket=BUCKET, Key="archived/ir")[
+            "Body"].read(), b"warm")
+
+    def test_storage_class_of_uploads_and_copies(self):
+        upload_id = self.s3.create_multipart_upload(
+            Bucket=BUCKET, Key="class/mp",
+            StorageClass="STANDARD_IA")["UploadId"]
+        uploads = self.s3.list_multipart_uploads(Bucket=BUCKET,
+                                                 Prefix="class/mp")
+        self.assertEqual(uploads["Uploads"][0]["StorageClass"],
+                         "STANDARD_IA")
+        etag = self.s3.upload_part(Bucket=BUCKET, Key="class/mp",
+                                   UploadId=upload_id, PartNumber=1,
+                                   Body=b"mp")["ETag"]
+        self.assertEqual(self.s3.list_parts(
+            Bucket=BUCKET, Key="class/mp",
+            UploadId=upload_id)["StorageClass"], "STANDARD_IA")
+        self.s3.complete_multipart_upload(
+            Bucket=BUCKET, Key="class/mp", UploadId=upload_id,
+            MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": etag}]})
+        self.assertEqual(self.s3.head_object(Bucket=BUCKET, Key="class/mp")[
+            "StorageClass"], "STANDARD_IA")
+        source = {"Bucket": BUCKET, "Key": "class/mp"}
+        self.s3.copy_object(Bucket=BUCKET, Key="class/copy",
+                            CopySource=source)
+        self.assertNotIn("StorageClass", self.s3.head_object(
+            Bucket=BUCKET, Key="class/copy"))  # copies default to STANDARD
+        self.s3.copy_object(Bucket=BUCKET, Key="class/copy",
+                            CopySource=source, StorageClass="ONEZONE_IA")
+        self.assertEqual(self.s3.head_object(Bucket=BUCKET, Key="class/copy")[
+            "StorageClass"], "ONEZONE_IA")
+        # Copying onto itself is allowed only when something changes.
+        itself = {"Bucket": BUCKET, "Key": "class/copy"}
+        self.assertEqual(error_of(lambda: self.s3.copy_object(
+            Bucket=BUCKET, Key="class/copy", CopySource=itself)),
+            (400, "InvalidRequest"))
+        self.s3.copy_object(Bucket=BUCKET, Key="class/copy",
+                            CopySource=itself, StorageClass="STANDARD")
+        self.assertNotIn("StorageClass", self.s3.head_object(
+            Bucket=BUCKET, Key="class/copy"))
+        self.assertEqual(self.s3.get_object(Bucket=BUCKET, Key="class/copy")[
+            "Body"].read(), b"mp")
+
+
+class StandardHeaderTests(FixtureTestCase):
+    EXPIRES = datetime.datetime(2031, 1, 2, 3, 4, 5,
+                                tzinfo=datetime.timezone.utc)
+    HEADERS = {"CacheControl": "max-age=60", "ContentDisposition":
+               'attachment; filename="f.txt.gz"', "ContentEncoding": "gzip",
+               "ContentLanguage": "de-CH", "ContentType": "text/plain"}
+
+    def check(self, response, expected=None):
+        expected = expected or self.HEADERS
+        for name, value in expected.items():
+            self.assertEqual(response.get(name), value, name)
+        if "ContentEncoding" in expected:
+            self.assertEqual(response["Expires"], self.EXPIRES)
+
+    def test_put_and_multipart_keep_standard_headers(self):
+        body = gzip.compress(b"compressed " * 50)
+        self.s3.put_object(Bucket=BUCKET, Key="std/put", Body=body,
+                           Expires=self.EXPIRES, **self.HEADERS)
+        upload_id = self.s3.create_multipart_upload(
+            Bucket=BUCKET, Key="std/mp", Expires=self.EXPIRES,
+            **self.HEADERS)["UploadId"]
+        etag = self.s3.upload_part(Bucket=BUCKET, Key="std/mp",
+                                   UploadId=upload_id, PartNumber=1,
+                                   Body=body)["ETag"]
+        self.s3.complete_multipart_upload(
+            Bucket=BUCKET, Key="std/mp", UploadId=upload_id,
+            MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": etag}]})
+        for key in ("std/put", "std/mp"):
+            got = self.s3.get_object(Bucket=BUCKET, Key=key)
+            self.check(got)
+            self.assertEqual(got["Body"].read(), body)  # still gzip
+            self.check(self.s3.head_object(Bucket=BUCKET, Key=key))
+        # Nothing decodes the body on the way, even for a raw client.
+        status, headers, raw = raw_request(
+            "GET", f"/{BUCKET}/std/put", headers={"Accept-Encoding": "gzip"})
+        self.assertEqual((status, headers["Content-Encoding"], raw),
+                         (200, "gzip", body))
+
+    def test_copy_metadata_directive(self):
+        self.s3.put_object(Bucket=BUCKET, Key="std/src", Body=b"s",
+                           Expires=self.EXPIRES, Metadata={"m": "1"},
+                           **self.HEADERS)
+        source = {"Bucket": BUCKET, "Key": "std/src"}
+        self.s3.copy_object(Bucket=BUCKET, Key="std/copy", CopySource=source)
+        copied = self.s3.head_object(Bucket=BUCKET, Key="std/copy")
+        self.check(copied)
+        self.assertEqual(copied["Metadata"], {"m": "1"})
+        self.s3.copy_object(Bucket=BUCKET, Key="std/copy", CopySource=source,
+                            MetadataDirective="REPLACE",
+                            CacheControl="no-cache", ContentLanguage="fr",
+                            Metadata={"n": "2"})
+        replaced = self.s3.head_object(Bucket=BUCKET, Key="std/copy")
+        self.check(replaced, {"CacheControl": "no-cache",
+                              "ContentLanguage": "fr",
+                              "ContentType": "binary/octet-stream"})
+        for name in ("ContentDisposition", "ContentEncoding", "Expires"):
+            self.assertNotIn(name, replaced)
+        self.assertEqual(replaced["Metadata"], {"n": "2"})
+        # REPLACE makes copying an object onto itself legal.
+        self.s3.copy_object(Bucket=BUCKET, Key="std/src",
+                            CopySource=source, MetadataDirective="REPLACE",
+                            ContentLanguage="it")
+        self.assertEqual(self.s3.head_object(Bucket=BUCKET, Key="std/src")[
+            "ContentLanguage"], "it")
+
+    def test_old_versions_keep_their_headers(self):
+        enable_versioning(self.s3, VERSIONED)
+        body = gzip.compress(b"first")
+        first = self.s3.put_object(Bucket=VERSIONED, Key="std/v", Body=body,
+                                   Expires=self.EXPIRES,
+                                   **self.HEADERS)["VersionId"]
+        self.s3.put_object(Bucket=VERSIONED, Key="std/v", Body=b"second",
+                           ContentType="text/x-second")
+        old = self.s3.get_object(Bucket=VERSIONED, Key="std/v",
+                                 VersionId=first)
+        self.check(old)
+        self.assertEqual(old["Body"].read(), body)
+        self.check(self.s3.head_object(Bucket=VERSIONED, Key="std/v",
+                                       VersionId=first))
+        self.assertEqual(self.s3.head_object(Bucket=VERSIONED, Key="std/v")[
+            "ContentType"], "text/x-second")
+
+
 class FaultTests(FixtureTestCase):
     def stats(self):
         return control("GET", "stats")[1]
@@ -739,11 +1829,106 @@ class AwsCliTests(FixtureTestCase):
         with urllib.request.urlopen(url) as response:
             self.assertEqual(response.read(), b"pre")
 
+    def test_versions_tags_encryption_and_storage_class(self):
+        self.aws("s3api", "put-bucket-versioning", "--bucket", VERSIONED,
+                 "--versioning-configuration", "Status=Enabled")
+        with tempfile.TemporaryDirectory() as tmp:
+            source = os.path.join(tmp, "in")
+            ids = []
+            for content in (b"cli one", b"cli two"):
+                with open(source, "wb") as handle:
+                    handle.write(content)
+                put = json.loads(self.aws(
+                    "s3api", "put-object", "--bucket", VERSIONED, "--key",
+                    "cli/v", "--body", source, "--server-side-encryption",
+                    "aws:kms", "--tagging", "via=cli", "--storage-class",
+                    "STANDARD_IA").stdout)
+                self.assertEqual(put["ServerSideEncryption"], "aws:kms")
+                ids.append(put["VersionId"])
+            head = json.loads(self.aws(
+                "s3api", "head-object", "--bucket", VERSIONED, "--key",
+                "cli/v", "--version-id", ids[0]).stdout)
+            self.assertEqual((head["VersionId"], head["StorageClass"],
+                              head["ServerSideEncryption"]),
+                             (ids[0], "STANDARD_IA", "aws:kms"))
+            target = os.path.join(tmp, "out")
+            self.aws("s3api", "get-object", "--bucket", VERSIONED, "--key",
+                     "cli/v", "--version-id", ids[0], target)
+            with open(target, "rb") as handle:
+                self.assertEqual(handle.read(), b"cli one")
+            listed = json.loads(self.aws(
+                "s3api", "list-object-versions", "--bucket", VERSIONED,
+                "--prefix", "cli/v").stdout)
+            self.assertEqual([v["VersionId"] for v in listed["Versions"]],
+                             ids[::-1])
+            tags = json.loads(self.aws(
+                "s3api", "get-object-tagging", "--bucket", VERSIONED, "--key",
+                "cli/v", "--version-id", ids[0]).stdout)
+            self.assertEqual(tags["TagSet"], [{"Key": "via", "Value": "cli"}])
+            # SSE-C through the high-level commands (HeadObject first).
+            sse_c = ["--sse-c", "AES256", "--sse-c-key", "c" * 32]
+            self.aws("s3", "cp", source, f"s3://{BUCKET}/cli/ssec", *sse_c)
+            self.aws("s3", "cp", f"s3://{BUCKET}/cli/ssec", target,
+                     "--sse-c", "AES256", "--sse-c-key", "c" * 32)
+            with open(target, "rb") as handle:
+                self.assertEqual(handle.read(), b"cli two")
+            refused = self.aws("s3", "cp", f"s3://{BUCKET}/cli/ssec", target,
+                               check=False)
+            self.assertNotEqual(refused.returncode, 0)
+            self.assertIn("400", refused.stderr)
+
     def test_wrong_secret_fails(self):
         result = self.aws("s3api", "list-objects-v2", "--bucket", BUCKET,
                           secret="wrong", check=False)
         self.assertNotEqual(result.returncode, 0)
         self.assertIn("SignatureDoesNotMatch", result.stderr)
+
+
+class RestartTests(unittest.TestCase):
+    """Runs before StopTests: the proxy's sidecar state is on disk."""
+
+    def test_state_survives_a_restart(self):
+        s3 = client()
+        enable_versioning(s3, VERSIONED)
+        key = {"SSECustomerAlgorithm": "AES256", "SSECustomerKey": b"r" * 32}
+        first = s3.put_object(Bucket=VERSIONED, Key="restart/k", Body=b"1",
+                              Tagging="t=1", StorageClass="STANDARD_IA",
+                              ServerSideEncryption="aws:kms")["VersionId"]
+        second = s3.put_object(Bucket=VERSIONED, Key="restart/k", Body=b"2",
+                               **key)["VersionId"]
+        marker = s3.delete_object(Bucket=VERSIONED,
+                                  Key="restart/k")["VersionId"]
+        upload_id = s3.create_multipart_upload(
+            Bucket=BUCKET, Key="restart/mp", StorageClass="GLACIER",
+            ServerSideEncryption="AES256")["UploadId"]
+        stop_fixture()
+        start_fixture(restart=True)
+        s3 = client()
+        self.assertEqual(s3.get_bucket_versioning(Bucket=VERSIONED)["Status"],
+                         "Enabled")
+        self.assertEqual(versions_of(VERSIONED, "restart/k"), [
+            (marker, True, True), (second, False, False),
+            (first, False, False)])
+        old = s3.get_object(Bucket=VERSIONED, Key="restart/k",
+                            VersionId=first)
+        self.assertEqual((old["Body"].read(), old["TagCount"],
+                          old["StorageClass"], old["ServerSideEncryption"]),
+                         (b"1", 1, "STANDARD_IA", "aws:kms"))
+        self.assertEqual(error_of(lambda: s3.get_object(
+            Bucket=VERSIONED, Key="restart/k", VersionId=second)),
+            (400, "InvalidRequest"))
+        self.assertEqual(s3.get_object(Bucket=VERSIONED, Key="restart/k",
+                                       VersionId=second, **key)[
+            "Body"].read(), b"2")
+        uploads = s3.list_multipart_uploads(Bucket=BUCKET,
+                                            Prefix="restart/")["Uploads"]
+        self.assertEqual([(u["UploadId"], u["StorageClass"])
+                          for u in uploads], [(upload_id, "GLACIER")])
+        part = s3.upload_part(Bucket=BUCKET, Key="restart/mp",
+                              UploadId=upload_id, PartNumber=1, Body=b"p")
+        self.assertEqual(part["ServerSideEncryption"], "AES256")
+        s3.abort_multipart_upload(Bucket=BUCKET, Key="restart/mp",
+                                  UploadId=upload_id)
 
 
 def process_running(pid):
@@ -787,7 +1972,9 @@ def main():
     loader = unittest.TestLoader()
     suite = unittest.TestSuite()
     for case in (SignatureTests, ConditionalWriteTests, MultipartTests,
-                 KeyTests, ListingTests, FaultTests, AwsCliTests, StopTests):
+                 KeyTests, ListingTests, VersioningTests, EncryptionTests,
+                 TaggingTests, StorageClassTests, StandardHeaderTests,
+                 FaultTests, AwsCliTests, RestartTests, StopTests):
         suite.addTests(loader.loadTestsFromTestCase(case))
     start_fixture()
     try:

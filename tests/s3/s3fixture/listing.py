@@ -144,7 +144,7 @@ def _contents(info, enc, owner):
         ("ETag", info.etag),
         ("Size", info.size),
         ("Owner", OWNER if owner else None),
-        ("StorageClass", "STANDARD"),
+        ("StorageClass", info.storage_class),
     ])
 
 
@@ -212,11 +212,43 @@ def uploads_document(bucket, params, page, enc):
             ("UploadId", upload.upload_id),
             ("Initiator", OWNER),
             ("Owner", OWNER),
-            ("StorageClass", "STANDARD"),
+            ("StorageClass", upload.storage_class),
             ("Initiated", iso_time(upload.initiated)),
         ]))
     fields += _prefixes(page, enc)
     return s3xml.build("ListMultipartUploadsResult", fields)
+
+
+def versions_document(bucket, params, page, enc):
+    """ListObjectVersions; page.items are (key, Version, is latest)."""
+    last = page.items[-1] if page.items else None
+    fields = [
+        ("Name", bucket),
+        ("Prefix", enc(params["prefix"])),
+        ("KeyMarker", enc(params.get("key-marker") or "")),
+        ("VersionIdMarker", params.get("version-id-marker") or ""),
+        ("NextKeyMarker", enc(page.last_entry) if page.truncated else None),
+        ("NextVersionIdMarker", last[1].version_id
+         if page.truncated and last and page.last_entry == last[0]
+         else None),
+        ("MaxKeys", params["max-keys"]),
+        ("Delimiter", enc(params.get("delimiter") or None)),
+        ("EncodingType", params.get("encoding-type")),
+        ("IsTruncated", page.truncated),
+    ]
+    for key, version, latest in page.items:
+        common = [("Key", enc(key)), ("VersionId", version.version_id),
+                  ("IsLatest", latest),
+                  ("LastModified", iso_time(version.last_modified))]
+        if version.delete_marker:
+            fields.append(("DeleteMarker", common + [("Owner", OWNER)]))
+        else:
+            fields.append(("Version", common + [
+                ("ETag", version.info.etag), ("Size", version.info.size),
+                ("Owner", OWNER),
+                ("StorageClass", version.attrs.storage_class)]))
+    fields += _prefixes(page, enc)
+    return s3xml.build("ListVersionsResult", fields)
 
 
 def parts_document(bucket, upload, parts, marker, max_parts):
@@ -230,7 +262,7 @@ def parts_document(bucket, upload, parts, marker, max_parts):
         ("UploadId", upload.upload_id),
         ("Initiator", OWNER),
         ("Owner", OWNER),
-        ("StorageClass", "STANDARD"),
+        ("StorageClass", upload.storage_class),
         ("PartNumberMarker", marker),
         ("NextPartNumberMarker", shown[-1] if shown else 0),
         ("MaxParts", max_parts),

@@ -8,7 +8,9 @@ from .sigv4 import IncomingRequest
 
 # Sub-resources that change which S3 operation a request is.
 _BUCKET_GET = {"uploads": "ListMultipartUploads",
-               "location": "GetBucketLocation"}
+               "location": "GetBucketLocation",
+               "versioning": "GetBucketVersioning",
+               "versions": "ListObjectVersions"}
 _OBJECT_SUBRESOURCES = ("tagging", "acl", "uploadId", "uploads",
                         "legal-hold", "retention", "torrent", "select")
 
@@ -39,10 +41,10 @@ class S3Request:
     def incoming(self):
         """The view the signature verifier needs (header text as UTF-8)."""
         return IncomingRequest(self.method, self.raw_path, self.query,
-                               [(k, _as_utf8(v)) for k, v in self.headers])
+                               [(k, as_utf8(v)) for k, v in self.headers])
 
 
-def _as_utf8(value):
+def as_utf8(value):
     # http.server decodes header bytes as latin-1; clients sign UTF-8 text.
     try:
         return value.encode("latin-1").decode("utf-8")
@@ -103,6 +105,8 @@ def _bucket_operation(method, params):
         return f"GetBucket?{other[0]}" if other else "ListObjects"
     if method == "POST" and "delete" in params:
         return "DeleteObjects"
+    if method == "PUT" and "versioning" in params:
+        return "PutBucketVersioning"
     names = {"HEAD": "HeadBucket", "PUT": "CreateBucket",
              "DELETE": "DeleteBucket"}
     if method in names and not meaningful:
@@ -122,6 +126,9 @@ _LIST_PARAMS = {"list-type", "prefix", "delimiter", "max-keys", "marker",
 
 def _object_operation(method, params, copy):
     sub = next((p for p in _OBJECT_SUBRESOURCES if p in params), None)
+    if sub == "tagging" and method in ("GET", "PUT", "DELETE"):
+        return {"GET": "GetObjectTagging", "PUT": "PutObjectTagging",
+                "DELETE": "DeleteObjectTagging"}[method]
     if method == "PUT":
         if sub == "uploadId":
             return "UploadPartCopy" if copy else "UploadPart"

@@ -12,21 +12,27 @@ STATUS_OF = {
     "AuthorizationHeaderMalformed": 400,
     "AuthorizationQueryParametersError": 400,
     "BadDigest": 400,
+    "BadRequest": 400,
     "BucketAlreadyExists": 409,
     "BucketAlreadyOwnedByYou": 409,
     "BucketNotEmpty": 409,
     "EntityTooLarge": 400,
     "EntityTooSmall": 400,
+    "IllegalVersioningConfigurationException": 400,
     "IncompleteBody": 400,
     "InternalError": 500,
     "InvalidAccessKeyId": 403,
     "InvalidArgument": 400,
     "InvalidBucketName": 400,
     "InvalidDigest": 400,
+    "InvalidEncryptionAlgorithmError": 400,
+    "InvalidObjectState": 403,
     "InvalidPart": 400,
     "InvalidPartOrder": 400,
     "InvalidRange": 416,
     "InvalidRequest": 400,
+    "InvalidStorageClass": 400,
+    "InvalidTag": 400,
     "InvalidToken": 400,
     "InvalidURI": 400,
     "KeyTooLongError": 400,
@@ -37,6 +43,7 @@ STATUS_OF = {
     "NoSuchBucket": 404,
     "NoSuchKey": 404,
     "NoSuchUpload": 404,
+    "NoSuchVersion": 404,
     "NotImplemented": 501,
     "PreconditionFailed": 412,
     "RequestTimeTooSkewed": 403,
@@ -56,6 +63,15 @@ class S3Error(Exception):
         self.message = message
         self.status = status or STATUS_OF.get(code, 500)
         self.details = details
+        self.headers = []  # extra response headers, e.g. x-amz-delete-marker
+
+    def with_headers(self, headers):
+        self.headers = list(headers)
+        return self
+
+
+def no_such_key(key):
+    return S3Error("NoSuchKey", "The specified key does not exist.", Key=key)
 
 
 def build(root_tag, children, namespace=True):

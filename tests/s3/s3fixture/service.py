@@ -6,13 +6,16 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import quote, unquote
 
-from . import keys, listing, s3xml
+from . import attributes, keys, listing, objectfiles, s3xml
+from .attributes import Attributes
 from .faults import ERROR_CODES
 from .locks import NamedLocks, NamedRWLocks
 from .request import AUX_PARAMS
-from .s3xml import S3Error
+from .s3xml import S3Error, no_such_key
+from .sidecar import Sidecar
 from .sigv4 import check_payload
 from .store import valid_bucket_name
+from .versions import ENABLED, SUSPENDED, Versions, check_version_id
 
 # Request headers never passed to s3rver: connection-level, authentication
 # (s3rver gets its own), and the ones the proxy evaluates itself.
@@ -23,16 +26,20 @@ _NOT_FORWARDED = {
     "x-amz-security-token", "x-amz-copy-source", "range", "if-match",
     "if-none-match", "if-modified-since", "if-unmodified-since",
     "user-agent", "accept-encoding", "amz-sdk-invocation-id",
-    "amz-sdk-request",
+    "amz-sdk-request", "x-amz-metadata-directive",
 }
 # s3rver response headers the proxy replaces or that describe s3rver's
 # own connection.
 _NOT_RELAYED = {"connection", "keep-alive", "transfer-encoding", "date",
-                "vary", "x-amz-request-id", "x-amz-id-2"}
+                "vary", "x-amz-request-id", "x-amz-id-2",
+                "x-amz-storage-class"}
 _UNSUPPORTED_HEADERS = ("x-amz-sdk-checksum-algorithm", "x-amz-trailer")
-_COPY_SOURCE_SAFE = "/;:@&=+$,?#"  # left raw: s3rver uses decodeURI()
 _POST_OPERATIONS = ("DeleteObjects", "CreateMultipartUpload",
                     "CompleteMultipartUpload")
+# Operations that take ?versionId=; others refuse all but "null".
+_VERSIONED_OPERATIONS = ("GetObject", "HeadObject", "DeleteObject",
+                         "GetObjectTagging", "PutObjectTagging",
+                         "DeleteObjectTagging")
 DEFAULT_MIN_PART_SIZE = 5 * 1024 * 1024
 
 
@@ -46,10 +53,6 @@ class Response:
 
 def xml_response(document, status=200):
     return Response(status, [("Content-Type", "application/xml")], document)
-
-
-def no_such_key(key):
-    return S3Error("NoSuchKey", "The specified key does not exist.", Key=key)
 
 
 def no_such_upload(upload_id):
@@ -71,11 +74,14 @@ class S3Service:
         self.upstream = upstream
         self.store = store
         self.verifier = verifier
+        self.region = verifier.region  # for SSE-KMS key ARNs
         self.faults = faults
         self.stats = stats
         self.min_part_size = min_part_size
         self.key_locks = NamedLocks()
         self.upload_locks = NamedRWLocks()
+        self.sidecar = Sidecar(store)
+        self.versions = Versions(store, self.sidecar)
         self._handlers = {
             "GetObject": self.get_object,
             "HeadObject": self.get_object,
@@ -83,8 +89,15 @@ class S3Service:
             "CopyObject": self.copy_object,
             "DeleteObject": self.delete_object,
             "DeleteObjects": self.delete_objects,
+            "GetObjectTagging": self.get_tagging,
+            "PutObjectTagging": self.put_tagging,
+            "DeleteObjectTagging": self.delete_tagging,
             "ListObjects": self.list_objects,
             "ListObjectsV2": self.list_objects,
+            "ListObjectVersions": self.list_versions,
+            "GetBucketVersioning": self.get_versioning,
+            "PutBucketVersioning": self.put_versioning,
+            "DeleteBucket": self.delete_bucket,
             "CreateMultipartUpload": self.create_upload,
             "UploadPart": self.upload_part,
             "CompleteMultipartUpload": self.complete_upload,
@@ -135,34 +148,73 @@ class S3Service:
                    not k.lower().startswith("x-amz-error-")]
         return Response(status, headers, body)
 
+    def _write(self, req, attrs, send):
+        """Let send() have s3rver write req's key, as a new version with
+        attrs (caller holds the key lock).  Returns (headers for the
+        response, s3rver's answer)."""
+        write = self.versions.begin_write(req.bucket, req.key)
+        try:
+            result = send()
+        except BaseException:
+            self.versions.abort(write)
+            raise
+        version = self.versions.commit(write, attrs)
+        # A Suspended bucket's "null" version is not announced (S3 sends
+        # no x-amz-version-id then); an Enabled one's new id is.
+        headers = [("x-amz-version-id", version.version_id)] \
+            if write.history.state == ENABLED else []
+        return headers + attrs.encryption_headers(), result
+
     # -- objects -------------------------------------------------------
 
     def get_object(self, req):
-        """GetObject/HeadObject, with conditions and ranges done here."""
+        """GetObject/HeadObject of the latest or a given version, with
+        conditions and ranges done here."""
         with self.key_locks.hold((req.bucket, req.key)):
-            info = self.store.object_info(req.bucket, req.key)
-            if info is None:
-                raise no_such_key(req.key)
-            not_modified = _read_conditions(req, info)
+            history, version = self.versions.lookup(
+                req.bucket, req.key, req.params.get("versionId"))
+            attributes.check_read(req, version.attrs)
+            if req.method == "GET" and version.attrs.archived:
+                raise attributes.invalid_object_state(version.attrs)
+            extra = history.version_header(version) + \
+                version.attrs.object_headers()
+            not_modified = _read_conditions(req, version.info)
             if not_modified is not None:
+                not_modified.headers += history.version_header(version)
                 return not_modified
-            headers = _forward_headers(req)
-            byte_range = _resolve_range(req.header("range"), info.size)
-            if byte_range:
-                headers["Range"] = byte_range
-            query = [(k, v) for k, v in req.query if k.startswith("response-")]
-            result = self._send(req, req.method, query, headers)
-        return self._relay(*result)
+            byte_range = _resolve_range(req.header("range"),
+                                        version.info.size)
+            if version.live:
+                headers = _forward_headers(req)
+                if byte_range:
+                    headers["Range"] = byte_range
+                query = [(k, v) for k, v in req.query
+                         if k.startswith("response-")]
+                result = self._send(req, req.method, query, headers)
+            else:
+                path, metadata = self.versions.files(history, version)
+                result = objectfiles.answer(req.method, path, version.info,
+                                            metadata, byte_range, req.query)
+        response = self._relay(*result)
+        response.headers += extra
+        return response
 
     def put_object(self, req):
+        attrs = attributes.for_write(req, self.region)
         with self.key_locks.hold((req.bucket, req.key)):
             self._write_conditions(req)
-            result = self._send(req, "PUT", (), _forward_headers(req),
-                                req.body)
-        return self._relay(*result)
+            headers, result = self._write(req, attrs, lambda: self._send(
+                req, "PUT", (), _forward_headers(req), req.body))
+        response = self._relay(*result)
+        response.headers += headers
+        return response
 
     def _write_conditions(self, req):
-        """If-None-Match: * and If-Match on writes (caller holds the lock)."""
+        """If-None-Match: * and If-Match on writes (caller holds the lock).
+
+        s3rver holds an object exactly when the key's latest version is
+        not a delete marker, which is when S3 calls the key present.
+        """
         none_match = req.header("if-none-match")
         match = req.header("if-match")
         if none_match is None and match is None:
@@ -182,55 +234,131 @@ class S3Service:
                 raise _precondition_failed("If-Match")
 
     def copy_object(self, req):
-        src_bucket, src_key = _parse_copy_source(
+        """CopyObject, done by the proxy: it reads the source version's
+        bytes and metadata and has s3rver PUT them (s3rver cannot copy
+        from a non-current version, nor to itself with COPY)."""
+        src_bucket, src_key, src_version = _parse_copy_source(
             req.header("x-amz-copy-source"))
         if not valid_bucket_name(src_bucket) or \
                 not self.store.bucket_exists(src_bucket):
             raise S3Error("NoSuchBucket", "The specified bucket does not "
                           "exist", BucketName=src_bucket)
-        headers = _forward_headers(req)
-        headers["x-amz-copy-source"] = "/" + quote(src_bucket, safe="") + \
-            "/" + quote(keys.to_store(src_key), safe=_COPY_SOURCE_SAFE)
+        replace_metadata = _directive(req, "x-amz-metadata-directive")
+        replace_tags = _directive(req, "x-amz-tagging-directive")
+        attrs = attributes.for_write(req, self.region, replace_tags)
         with self.key_locks.hold((req.bucket, req.key),
                                  (src_bucket, src_key)):
-            if self.store.object_info(src_bucket, src_key) is None:
-                raise no_such_key(src_key)
-            result = self._send(req, "PUT", (), headers)
-        return self._relay(*result)
+            source, version = self.versions.lookup(
+                src_bucket, src_key, src_version, copy_source=True)
+            attributes.check_read(req, version.attrs, source=True)
+            if version.attrs.archived:
+                raise attributes.invalid_object_state(version.attrs)
+            if (src_bucket, src_key) == (req.bucket, req.key) and \
+                    version is source.latest and not replace_metadata and \
+                    not _changes_object(req):
+                raise S3Error(
+                    "InvalidRequest", "This copy request is illegal because "
+                    "it is trying to copy an object to itself without "
+                    "changing the object's metadata, storage class, website "
+                    "redirect location or encryption attributes.")
+            path, metadata = self.versions.files(source, version)
+            with open(path, "rb") as handle:
+                body = handle.read()
+            if not replace_tags:
+                attrs.tags = list(version.attrs.tags)
+            headers = _forward_headers(req) if replace_metadata else \
+                _metadata_headers(metadata)
+            written, _ = self._write(req, attrs, lambda: self._send(
+                req, "PUT", (), headers, body))
+            info = self.store.object_info(req.bucket, req.key)
+        response = xml_response(s3xml.build("CopyObjectResult", [
+            ("LastModified", listing.iso_time(info.mtime)),
+            ("ETag", info.etag)]))
+        response.headers += written
+        if source.state:
+            response.headers.append(("x-amz-copy-source-version-id",
+                                     version.version_id))
+        return response
 
     def delete_object(self, req):
+        version_id = req.params.get("versionId")
         with self.key_locks.hold((req.bucket, req.key)):
-            self._send(req, "DELETE")
-        return Response(204)
+            if self.versions.state(req.bucket) is None:
+                check_version_id(None, version_id)
+                self._send(req, "DELETE")
+                self.sidecar.remove_index(req.bucket, req.key)
+                return Response(204)
+            version = self.versions.delete(req.bucket, req.key, version_id)
+        headers = [("x-amz-delete-marker", "true")] \
+            if version.delete_marker else []
+        return Response(204, headers + [("x-amz-version-id",
+                                         version.version_id)])
 
     def delete_objects(self, req):
-        """DeleteObjects, done as one s3rver DELETE per key (each locked)."""
+        """DeleteObjects, done one key at a time (each locked)."""
         if not req.has_header("content-md5"):
-            raise S3Error("InvalidRequest", "Missing required header for this "
-                          "request: Content-Md5")
+            raise _missing_md5()
         quiet, wanted = _parse_delete_body(req.body)
-        results = [self._delete_one(req, key) for key in wanted]
         fields = []
-        for key, error in results:
-            if error is None:
-                if not quiet:
-                    fields.append(("Deleted", [("Key", key)]))
-            else:
-                fields.append(("Error", [("Key", key), ("Code", error.code),
-                                         ("Message", error.message)]))
+        for key, version_id in wanted:
+            entry = [("Key", key), ("VersionId", version_id)]
+            try:
+                version = self._delete_one(req, key, version_id)
+            except S3Error as error:
+                fields.append(("Error", entry + [("Code", error.code),
+                                                 ("Message", error.message)]))
+                continue
+            if version is not None and version.delete_marker:
+                entry += [("DeleteMarker", True),
+                          ("DeleteMarkerVersionId", version.version_id)]
+            if not quiet:
+                fields.append(("Deleted", entry))
         return xml_response(s3xml.build("DeleteResult", fields))
 
-    def _delete_one(self, req, key):
+    def _delete_one(self, req, key, version_id):
+        """The version removed or delete marker made (None if unversioned)."""
         problem = keys.key_problem(key)
         if problem:
-            return key, S3Error(*problem)
+            raise S3Error(*problem)
         with self.key_locks.hold((req.bucket, key)):
+            if self.versions.state(req.bucket) is not None:
+                return self.versions.delete(req.bucket, key, version_id)
+            check_version_id(None, version_id)
             status, _, _ = self.upstream.request(
                 "DELETE", keys.store_url_path(req.bucket, key))
-        if status != 204:
-            return key, S3Error("InternalError", "We encountered an internal "
-                                "error. Please try again.")
-        return key, None
+            if status != 204:
+                raise S3Error("InternalError", "We encountered an internal "
+                              "error. Please try again.")
+            self.sidecar.remove_index(req.bucket, key)
+        return None
+
+    # -- tags ------------------------------------------------------------
+
+    def get_tagging(self, req):
+        with self.key_locks.hold((req.bucket, req.key)):
+            history, version = self.versions.lookup(
+                req.bucket, req.key, req.params.get("versionId"))
+        response = xml_response(attributes.tagging_document(
+            version.attrs.tags))
+        response.headers += history.version_header(version)
+        return response
+
+    def put_tagging(self, req):
+        if not req.has_header("content-md5"):
+            raise _missing_md5()
+        return self._set_tags(req, attributes.parse_tagging(req.body), 200)
+
+    def delete_tagging(self, req):
+        return self._set_tags(req, [], 204)
+
+    def _set_tags(self, req, tags, status):
+        """Tags belong to one version: the latest, or ?versionId's."""
+        with self.key_locks.hold((req.bucket, req.key)):
+            history, version = self.versions.lookup(
+                req.bucket, req.key, req.params.get("versionId"))
+            version.attrs.tags = tags
+            self.versions.save(history)
+        return Response(status, history.version_header(version))
 
     # -- listings ------------------------------------------------------
 
@@ -276,9 +404,58 @@ class S3Service:
         for key in names:
             with self.key_locks.hold((bucket, key)):
                 info = self.store.object_info(bucket, key)
+                if info is not None:
+                    info.storage_class = self.versions.current_attrs(
+                        bucket, key).storage_class
             if info is not None:
                 infos.append(info)
         return infos
+
+    def list_versions(self, req):
+        """ListObjectVersions: keys in UTF-8 order, each key's versions
+        and delete markers newest first."""
+        params = dict(req.params)
+        params.setdefault("prefix", "")
+        enc = listing.encoder(params.get("encoding-type"))
+        params["max-keys"] = listing.max_value(params.get("max-keys"),
+                                               "max-keys")
+        key_marker = params.get("key-marker") or None
+        id_marker = params.get("version-id-marker") or None
+        if id_marker is not None:
+            if key_marker is None:
+                raise S3Error("InvalidArgument", "A version-id marker cannot "
+                              "be specified without a key marker.",
+                              ArgumentName="version-id-marker",
+                              ArgumentValue=id_marker)
+            check_version_id(self.versions.state(req.bucket), id_marker)
+        page = listing.Page()
+        if params["max-keys"] > 0:
+            page = listing.paginate(
+                self._iter_versions(req.bucket, params["prefix"], key_marker,
+                                    id_marker),
+                lambda item: item[0], params["prefix"],
+                params.get("delimiter", ""), params["max-keys"],
+                entries_after=key_marker if id_marker is None else None)
+        return xml_response(listing.versions_document(req.bucket, params,
+                                                      page, enc))
+
+    def _iter_versions(self, bucket, prefix, key_marker, id_marker):
+        """(key, Version, is latest) after the markers, lazily."""
+        low = listing.utf8_order(key_marker) if key_marker else None
+        for key in sorted(self.versions.iter_keys(bucket, prefix),
+                          key=listing.utf8_order):
+            order = listing.utf8_order(key)
+            if low is not None and (order < low or (
+                    order == low and id_marker is None)):
+                continue
+            with self.key_locks.hold((bucket, key)):
+                versions = self.versions.history(bucket, key).versions
+            skip = order == low and id_marker is not None
+            for position, version in enumerate(versions):
+                if skip:
+                    skip = version.version_id != id_marker
+                    continue
+                yield key, version, position == 0
 
     def list_uploads(self, req):
         params = dict(req.params)
@@ -298,8 +475,47 @@ class S3Service:
                                     params.get("delimiter", ""),
                                     params["max-uploads"],
                                     entries_after=entries_after)
+        for upload in page.items:
+            upload.storage_class = self._upload_attrs(
+                req.bucket, upload.upload_id).storage_class
         return xml_response(listing.uploads_document(req.bucket, params, page,
                                                      enc))
+
+    # -- buckets ---------------------------------------------------------
+
+    def get_versioning(self, req):
+        state = self.versions.state(req.bucket)
+        return xml_response(s3xml.build("VersioningConfiguration", [
+            ("Status", state)]))
+
+    def put_versioning(self, req):
+        """Enabled or Suspended; a bucket never goes back to unversioned."""
+        if not req.has_header("content-md5"):
+            raise _missing_md5()
+        root = s3xml.parse(req.body)
+        if root.tag != "VersioningConfiguration":
+            raise _malformed_xml()
+        status = root.findtext("Status")
+        mfa_delete = root.findtext("MfaDelete")
+        if mfa_delete not in (None, "Enabled", "Disabled") or \
+                status not in (None, ENABLED, SUSPENDED):
+            raise _malformed_xml()
+        if mfa_delete == "Enabled":
+            raise not_implemented("MFA delete")
+        if status is None:
+            raise S3Error("IllegalVersioningConfigurationException",
+                          "The Versioning element must be specified")
+        self.versions.set_state(req.bucket, status)
+        return Response(200)
+
+    def delete_bucket(self, req):
+        """s3rver only looks for current objects; S3 also refuses while
+        non-current versions or delete markers remain."""
+        if self.versions.has_versions(req.bucket):
+            raise S3Error("BucketNotEmpty", "The bucket you tried to delete "
+                          "is not empty. You must delete all versions in the "
+                          "bucket.", BucketName=req.bucket)
+        return self.passthrough(req)
 
     # -- multipart uploads ---------------------------------------------
 
@@ -314,21 +530,30 @@ class S3Service:
             raise no_such_upload(upload_id)
         return upload
 
+    def _upload_attrs(self, bucket, upload_id):
+        return Attributes.from_json(self.sidecar.upload(bucket, upload_id))
+
     def create_upload(self, req):
+        attrs = attributes.for_write(req, self.region)
         _, _, body = self._send(req, "POST", [("uploads", "")],
                                 _forward_headers(req))
         upload_id = _xml_field(body, "UploadId")
         if not upload_id:
             raise S3Error("InternalError", "s3rver returned no UploadId")
+        self.sidecar.set_upload(req.bucket, upload_id, attrs.to_json())
         self.faults.upload_created(upload_id)
-        return xml_response(s3xml.build("InitiateMultipartUploadResult", [
+        response = xml_response(s3xml.build("InitiateMultipartUploadResult", [
             ("Bucket", req.bucket), ("Key", req.key),
             ("UploadId", upload_id)]))
+        response.headers += attrs.encryption_headers()
+        return response
 
     def upload_part(self, req):
         number = _part_number(req.params.get("partNumber"))
         with self._upload_lock(req, exclusive=False):
             self._require_upload(req)
+            attrs = self._upload_attrs(req.bucket, req.params["uploadId"])
+            attributes.check_part(req, attrs)
             injected = self.faults.part_status(req.params["uploadId"])
             if injected is not None:
                 self.stats.fault("fail_part")
@@ -337,27 +562,38 @@ class S3Service:
             result = self._send(req, "PUT", [
                 ("partNumber", str(number)),
                 ("uploadId", req.params["uploadId"])], {}, req.body)
-        return self._relay(*result)
+        response = self._relay(*result)
+        response.headers += attrs.encryption_headers()
+        return response
 
     def complete_upload(self, req):
         requested = _parse_complete_body(req.body)
         upload_id = req.params["uploadId"]
         with self._upload_lock(req, exclusive=True):
             self._require_upload(req)
+            attrs = self._upload_attrs(req.bucket, upload_id)
+            if attributes.customer_key(req) is not None:
+                attributes.check_part(req, attrs)
             stored = self.store.list_parts(req.bucket, upload_id)
             self._check_parts(upload_id, requested, stored)
             with self.key_locks.hold((req.bucket, req.key)):
                 self._write_conditions(req)
-                _, _, body = self._send(
-                    req, "POST", [("uploadId", upload_id)],
-                    {"Content-Type": "application/xml"},
-                    _complete_body(requested))
+                headers, (_, _, body) = self._write(
+                    req, attrs, lambda: self._send(
+                        req, "POST", [("uploadId", upload_id)],
+                        {"Content-Type": "application/xml"},
+                        _complete_body(requested)))
+            self.sidecar.remove_upload(req.bucket, upload_id)
         location = "http://%s/%s/%s" % (req.header("host", "localhost"),
                                         quote(req.bucket, safe=""),
                                         quote(req.key, safe="/~"))
-        return xml_response(s3xml.build("CompleteMultipartUploadResult", [
+        response = xml_response(s3xml.build("CompleteMultipartUploadResult", [
             ("Location", location), ("Bucket", req.bucket),
             ("Key", req.key), ("ETag", _xml_field(body, "ETag"))]))
+        # CompleteMultipartUpload's documented headers carry no SSE-C.
+        response.headers += [(k, v) for k, v in headers
+                             if not k.startswith(attributes.CUSTOMER)]
+        return response
 
     def _check_parts(self, upload_id, requested, stored):
         numbers = [number for number, _ in requested]
@@ -390,12 +626,15 @@ class S3Service:
             # s3rver has no AbortMultipartUpload (405): delete its upload
             # directory, parts included.
             self.store.remove_upload(req.bucket, req.params["uploadId"])
+            self.sidecar.remove_upload(req.bucket, req.params["uploadId"])
         return Response(204)
 
     def list_parts(self, req):
         with self._upload_lock(req, exclusive=False):
             upload = self._require_upload(req)
             parts = self.store.list_parts(req.bucket, upload.upload_id)
+            upload.storage_class = self._upload_attrs(
+                req.bucket, upload.upload_id).storage_class
         marker = _int_param(req.params.get("part-number-marker", "0"),
                             "part-number-marker")
         max_parts = listing.max_value(req.params.get("max-parts"),
@@ -429,10 +668,8 @@ def _reject_unsupported(req):
             raise not_implemented(f"The {lname} header (flexible checksums)")
         if lname.startswith("x-amz-copy-source-if-"):
             raise not_implemented(f"The {lname} header")
-    version = req.params.get("versionId")
-    if version not in (None, "null"):
-        raise S3Error("InvalidArgument", "Invalid version id specified",
-                      ArgumentName="versionId", ArgumentValue=version)
+    if req.operation not in _VERSIONED_OPERATIONS:
+        check_version_id(None, req.params.get("versionId"))
     if req.operation == "UploadPartCopy":
         raise not_implemented("UploadPartCopy")
     if req.method == "POST" and req.operation not in _POST_OPERATIONS:
@@ -440,7 +677,40 @@ def _reject_unsupported(req):
 
 
 def _forward_headers(req):
-    return {k: v for k, v in req.headers if k.lower() not in _NOT_FORWARDED}
+    """Request headers for s3rver: not those the proxy evaluates, and never
+    the encryption/tag/storage-class ones (attributes.py keeps those)."""
+    return {k: v for k, v in req.headers
+            if k.lower() not in _NOT_FORWARDED and
+            not attributes.is_attribute_header(k.lower())}
+
+
+def _metadata_headers(metadata):
+    """s3rver's stored metadata as request headers (CopyObject COPY)."""
+    return {name: value for name, value in metadata.items()
+            if name != "x-amz-storage-class"}
+
+
+def _directive(req, header):
+    """True for REPLACE, False for COPY (the default)."""
+    value = req.header(header, "COPY")
+    if value not in ("COPY", "REPLACE"):
+        what = "metadata" if "metadata" in header else "tagging"
+        raise S3Error("InvalidArgument", f"Unknown {what} directive.",
+                      ArgumentName=header, ArgumentValue=value)
+    return value == "REPLACE"
+
+
+def _changes_object(req):
+    """Headers that make copying an object onto itself legal in S3."""
+    return any(req.has_header(h) for h in (
+        attributes.STORAGE_CLASS, attributes.SSE,
+        attributes.CUSTOMER + "algorithm",
+        "x-amz-website-redirect-location"))
+
+
+def _missing_md5():
+    return S3Error("InvalidRequest", "Missing required header for this "
+                   "request: Content-Md5")
 
 
 def _int_param(text, name):
@@ -461,13 +731,10 @@ def _part_number(text):
 
 
 def _parse_copy_source(header):
-    """x-amz-copy-source -> (bucket, key)."""
+    """x-amz-copy-source -> (bucket, key, versionId or None)."""
     source, _, query = header.partition("?")
     version = re.search(r"(?:^|&)versionId=([^&]*)", query)
-    if version and version.group(1) != "null":
-        raise S3Error("InvalidArgument", "Invalid version id specified",
-                      ArgumentName="versionId",
-                      ArgumentValue=version.group(1))
+    version = unquote(version.group(1)) if version else None
     try:
         source = unquote(source, errors="strict")
     except UnicodeDecodeError:
@@ -478,16 +745,17 @@ def _parse_copy_source(header):
         raise S3Error("InvalidArgument", "Copy Source must mention the source "
                       "bucket and key: sourcebucket/sourcekey",
                       ArgumentName="x-amz-copy-source", ArgumentValue=header)
-    return bucket, key
+    return bucket, key, version
 
 
 def _parse_delete_body(body):
+    """(quiet, [(key, versionId or None)])."""
     root = s3xml.parse(body)
     objects = root.findall("Object")
     if root.tag != "Delete" or not objects or len(objects) > 1000:
         raise _malformed_xml()
-    wanted = [o.findtext("Key") for o in objects]
-    if None in wanted:
+    wanted = [(o.findtext("Key"), o.findtext("VersionId")) for o in objects]
+    if any(key is None for key, _ in wanted):
         raise _malformed_xml()
     return (root.findtext("Quiet") or "").strip() == "true", wanted
 

@@ -1,17 +1,21 @@
-"""Read-side knowledge of s3rver 3.7.1's on-disk layout.
+"""Knowledge of s3rver 3.7.1's on-disk layout.
 
 Objects and parts are written by s3rver itself; the proxy reads this layout
 for what s3rver gets wrong or lacks (sorted listings, multipart upload
-bookkeeping) and deletes the directory of an aborted upload.
+bookkeeping), deletes the directory of an aborted upload, and moves the
+files of object versions in and out of the sidecar (sidecar.py).
 
     DATA/BUCKET/<escaped key>._S3rver_object        object bytes
     DATA/BUCKET/<escaped key>._S3rver_object.md5    hex MD5 (the ETag)
+    DATA/BUCKET/<escaped key>._S3rver_metadata.json Content-Type, standard
+                                                    headers, x-amz-meta-*
     DATA/BUCKET/._S3rver_uploads/UPLOADID/key       escaped key of upload
     DATA/BUCKET/._S3rver_uploads/UPLOADID/N         bytes of part N
     DATA/BUCKET/._S3rver_uploads/UPLOADID/N.md5     hex MD5 of part N
 """
 
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -21,6 +25,16 @@ from . import keys
 
 OBJECT_SUFFIX = "._S3rver_object"
 UPLOADS_DIR = "._S3rver_uploads"
+# The files of one object, by role; "tagging" is s3rver's own tag store,
+# unused since the proxy answers tagging requests itself.
+OBJECT_FILES = {"object": "._S3rver_object",
+                "md5": "._S3rver_object.md5",
+                "metadata": "._S3rver_metadata.json",
+                "tagging": "._S3rver_tagging.xml"}
+# The proxy's own state in each bucket (sidecar.py).
+SIDECAR_DIR = "._fixture"
+# Directories at the top of a bucket that hold no objects.
+SKIPPED_DIRS = {UPLOADS_DIR, SIDECAR_DIR}
 _UPLOAD_ID = re.compile(r"[A-Za-z0-9]{1,128}")
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 
@@ -31,6 +45,7 @@ class ObjectInfo:
     size: int
     mtime: float
     etag: str  # quoted, as S3 returns it
+    storage_class: str = "STANDARD"
 
 
 @dataclass
@@ -38,6 +53,7 @@ class UploadInfo:
     upload_id: str
     key: str
     initiated: float
+    storage_class: str = "STANDARD"
 
 
 @dataclass
@@ -66,9 +82,21 @@ class Store:
 
     def object_info(self, bucket, key):
         """ObjectInfo of a stored object, or None if there is none."""
-        path = os.path.join(self.bucket_dir(bucket),
-                            keys.to_store(key) + OBJECT_SUFFIX)
-        return _object_info(key, path)
+        return object_info_at(key, self.object_files(bucket, key)["object"])
+
+    def object_files(self, bucket, key):
+        """{role: path} of the files s3rver keeps for an object."""
+        stem = os.path.join(self.bucket_dir(bucket), keys.to_store(key))
+        return {role: stem + suffix for role, suffix in OBJECT_FILES.items()}
+
+    def remove_object(self, bucket, key):
+        """Delete an object's files (its now-empty directories stay: s3rver
+        may be creating a sibling in them, and they list as nothing)."""
+        for path in self.object_files(bucket, key).values():
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
 
     def iter_keys(self, bucket, prefix=""):
         """Yield the client key of every object that starts with prefix."""
@@ -141,7 +169,7 @@ def _walk_objects(root, relative, stored_prefix):
     for entry in entries:
         name = relative + entry.name
         if entry.is_dir(follow_symlinks=False):
-            if name == UPLOADS_DIR:
+            if name in SKIPPED_DIRS:
                 continue
             # Every key below this directory starts with name + "/".
             below = name + "/"
@@ -154,13 +182,23 @@ def _walk_objects(root, relative, stored_prefix):
                 yield stored_key
 
 
-def _object_info(key, path):
+def object_info_at(key, path):
+    """ObjectInfo of the bytes at path (ETag from path + ".md5"), or None."""
     try:
         stat = os.stat(path)
     except (FileNotFoundError, NotADirectoryError):
         return None
     return ObjectInfo(key, stat.st_size, stat.st_mtime,
                       _quoted_md5(path, path + ".md5"))
+
+
+def read_metadata(path):
+    """s3rver's metadata JSON (header name -> value), {} if absent."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except FileNotFoundError:
+        return {}
 
 
 def _part_info(number, path):
