@@ -21,7 +21,8 @@ constexpr size_t kMaxTagValue = 256;  // characters
     throw Error(ErrorKind::InvalidParameter, message, {}, std::move(hint));
 }
 
-// Characters, or nullopt when s is not valid UTF-8.
+// Length as S3 counts tag characters (UTF-16 code units: a character
+// beyond U+FFFF counts two), or nullopt when s is not valid UTF-8.
 std::optional<size_t> characters(std::string_view s) {
     size_t count = 0;
     while (!s.empty()) {
@@ -29,7 +30,7 @@ std::optional<size_t> characters(std::string_view s) {
         size_t n = utf8_sequence(s, &cp);
         if (n == 0) return std::nullopt;
         s.remove_prefix(n);
-        ++count;
+        count += cp > 0xFFFF ? 2 : 1;
     }
     return count;
 }

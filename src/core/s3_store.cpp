@@ -268,6 +268,15 @@ void S3Store::fail(const http::Response &response, const std::string &what, cons
     if (response.status == 404 && (code.empty() || code == "NoSuchKey" || code == "NoSuchVersion"))
         throw_not_found(backend_key_, key);
     if (response.status == 412) throw_already_exists(backend_key_, key);
+    // An archived object (GLACIER, DEEP_ARCHIVE) must be restored before
+    // S3 serves it: a state of the object, not a missing right.
+    if (code == "InvalidObjectState")
+        throw Error(ErrorKind::NotConfigured,
+                    "S3 refused to " + what + " " + quoted(key) + " in backend " + quoted(backend_key_) +
+                        ": InvalidObjectState: " + message_text(message),
+                    "HTTP status " + std::to_string(response.status) +
+                        (request_id.empty() ? "" : ", request id " + message_text(request_id)),
+                    "Objects in an archive storage class must be restored (RestoreObject) before they can be read.");
     std::string reason = code.empty() ? "HTTP " + std::to_string(response.status)
                                       : message_text(code) + (message.empty() ? "" : ": " + message_text(message));
     // Credential problems are "permission denied" whatever status S3 uses

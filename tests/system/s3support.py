@@ -27,8 +27,10 @@ os.environ["BOTO_DISABLE_CRT"] = "true"
 import http.client  # noqa: E402
 import json  # noqa: E402
 import secrets  # noqa: E402
+import shutil  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
+import tempfile  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
 import traceback  # noqa: E402
@@ -338,6 +340,42 @@ class Fixture:
                                                              result.stderr.decode(errors="replace")))
         out = result.stdout.decode()
         return json.loads(out) if out.strip().startswith("{") else out
+
+
+def curl(url, method="GET", upload=None, headers=()):
+    """(status, {lowercase header: value}, body) of a plain curl request that
+    sends the URL exactly as given."""
+    tmp = tempfile.mkdtemp(prefix="so-curl-")
+    try:
+        head, body = os.path.join(tmp, "head"), os.path.join(tmp, "body")
+        args = [CURL, "-sS", "--globoff", "--path-as-is", "-D", head, "-o", body, "-w", "%{http_code}"]
+        if method != "GET" or upload is not None:
+            args += ["-X", method]
+        if upload is not None:
+            src = os.path.join(tmp, "upload")
+            with open(src, "wb") as f:
+                f.write(upload)
+            args += ["-T", src, "-H", "Expect:"]
+        for h in headers:
+            args += ["-H", h]
+        out = subprocess.run(args + [url], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             check=True, timeout=60)
+        status = int(out.stdout.decode())
+        parsed = {}
+        with open(head, "rb") as f:
+            for line in f.read().decode("latin-1").split("\r\n"):
+                if line.startswith("HTTP/"):
+                    parsed = {}  # a later response (after 100 Continue) replaces it
+                elif ":" in line:
+                    k, _, v = line.partition(":")
+                    parsed[k.strip().lower()] = v.strip()
+        data = b""
+        if os.path.exists(body):
+            with open(body, "rb") as f:
+                data = f.read()
+        return status, parsed, data
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def error_texts(e):

@@ -45,7 +45,8 @@ from unittest import mock
 sys.dont_write_bytecode = True  # no __pycache__ beside the tests
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import s3support  # noqa: E402  (sets BOTO_DISABLE_CRT before boto3 loads)
-from s3support import BUCKET, CURL, TEMP_ACCESS_KEY, TEMP_SECRET_KEY, TEMP_SESSION_TOKEN  # noqa: E402
+from s3support import curl  # noqa: E402
+from s3support import BUCKET, TEMP_ACCESS_KEY, TEMP_SECRET_KEY, TEMP_SESSION_TOKEN  # noqa: E402
 
 import boto3  # noqa: E402
 import botocore.auth  # noqa: E402
@@ -71,42 +72,6 @@ SPECIAL = ["sym+bol=eq&amp%25 pct~tilde.json", "double//slash/x.bin", "emoji/ðŸ˜
 
 
 # ---- helpers -----------------------------------------------------------------
-
-
-def curl(url, method="GET", upload=None, headers=()):
-    """(status, {lowercase header: value}, body) of a plain curl request that
-    sends the URL exactly as given."""
-    tmp = tempfile.mkdtemp(prefix="so-curl-")
-    try:
-        head, body = os.path.join(tmp, "head"), os.path.join(tmp, "body")
-        args = [CURL, "-sS", "--globoff", "--path-as-is", "-D", head, "-o", body, "-w", "%{http_code}"]
-        if method != "GET" or upload is not None:
-            args += ["-X", method]
-        if upload is not None:
-            src = os.path.join(tmp, "upload")
-            with open(src, "wb") as f:
-                f.write(upload)
-            args += ["-T", src, "-H", "Expect:"]
-        for h in headers:
-            args += ["-H", h]
-        out = subprocess.run(args + [url], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             check=True, timeout=60)
-        status = int(out.stdout.decode())
-        parsed = {}
-        with open(head, "rb") as f:
-            for line in f.read().decode("latin-1").split("\r\n"):
-                if line.startswith("HTTP/"):
-                    parsed = {}  # a later response (after 100 Continue) replaces it
-                elif ":" in line:
-                    k, _, v = line.partition(":")
-                    parsed[k.strip().lower()] = v.strip()
-        data = b""
-        if os.path.exists(body):
-            with open(body, "rb") as f:
-                data = f.read()
-        return status, parsed, data
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def split_url(url):

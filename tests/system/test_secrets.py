@@ -20,6 +20,7 @@ directory the postgres user owns, and the S3 fixture's variables exported.
   and a non-superuser naming a file are refused.
 """
 
+import base64
 import os
 import pwd
 import secrets
@@ -81,6 +82,12 @@ class LogTest(s3support.SqlAssertions, unittest.TestCase):
         errors.append(self.fails("22023", "SELECT so_register_backend('leak1', 's3://test-bucket/p', "
                                           "'{\"secret_access_key\": \"%s\", \"access_key_id\": \"a\", "
                                           "\"bogus_option\": 1}')" % s))
+        # An SSE-C key (a secret option) in a registration that fails.
+        s = base64.b64encode(secrets.token_bytes(32)).decode()
+        self.marks.append(s)
+        errors.append(self.fails("22023", "SELECT so_register_backend('leak_ssec', 's3://test-bucket/p', "
+                                          "'{\"sse_customer_key\": \"%s\", \"access_key_id\": \"a\", "
+                                          "\"secret_access_key\": \"b\", \"sse\": \"AES256\"}')" % s))
         s = self.secret()
         # PostgreSQL's own error: the jsonb literal does not parse.
         errors.append(self.fails("22P02", "SELECT so_register_backend('leak2', 's3://test-bucket/p', "

@@ -117,3 +117,11 @@ TEST(Crypto, Base64DecodeIsStrict) {
     EXPECT_FALSE(so::crypto::base64_decode("Zm9v!A=="));
     EXPECT_FALSE(so::crypto::base64_decode("Zm-v"));
 }
+
+// S3 counts tag lengths in UTF-16 code units: U+1D400 counts two.
+TEST(ObjectAttributes, TagLengthsAsS3CountsThem) {
+    std::string wide;
+    for (int i = 0; i < 64; ++i) wide += "\xf0\x9d\x90\x80";
+    EXPECT_EQ(error_of(R"({"tags":{")" + wide + R"(":"v"}})"), "no error");
+    EXPECT_NE(error_of(R"({"tags":{")" + wide + "\xf0\x9d\x90\x80" + R"(":"v"}})"), "no error");
+}
