@@ -44,7 +44,7 @@ file is lost and none is left over.
 * Without the preloaded library: so_delete, and a managed row delete, warn
   once per session; the delete waits in so_pending_deletes,
   so_process_pending() carries it out, so_wait_for_worker returns false at
-  once.
+  once; so_operation_stats shows each session what it counted itself.
 
 The cluster, its directories and the S3 objects under this file's own
 prefix are removed at the end, whatever happens. The last line of output is
@@ -1035,6 +1035,20 @@ class WithoutPreloadTest(CrashBase):
         FX.sql("DELETE FROM pd")
         self.assertEqual(FX.sql("SELECT * FROM so_process_pending()"), [(2, 0, 0, 0)])
         self.assertEqual(self.b.keys(), [])
+
+    def test_operation_statistics_are_per_session(self):
+        # No shared memory: each session sees what it counted itself.
+        s, s2 = FX.connect(), FX.connect()
+        FX.sql("SELECT so_put('d_local', 'd/stats.txt', 'counted')", conn=s)
+        FX.sql("SELECT so_get(so_stat('d_local', 'd/stats.txt'))", conn=s)
+        rows = FX.sql("SELECT operation, calls, bytes_read, bytes_written FROM so_operation_stats "
+                      "WHERE backend = 'd_local' ORDER BY operation", conn=s)
+        self.assertEqual(rows, [("get", 1, 7, 0), ("put", 1, 0, 7), ("stat", 1, 0, 0)])
+        self.assertEqual(FX.sql("SELECT * FROM so_operation_stats WHERE backend = 'd_local'", conn=s2), [])
+        FX.sql("SELECT so_operation_stats_reset()", conn=s)
+        self.assertEqual(FX.value("SELECT count(*) FROM so_operation_stats WHERE calls > 0", conn=s), 0)
+        FX.sql("SELECT so_delete(so_stat('d_local', 'd/stats.txt'))", conn=s)
+        FX.sql("SELECT so_process_pending()", conn=s)
 
     def test_aborted_s3_put_left_for_the_sweeper_with_a_warning(self):
         # No network I/O in an abort: without a worker to take the undo,
