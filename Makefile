@@ -7,7 +7,7 @@ CORE_SRCS = $(wildcard src/core/*.cpp)
 PG_SRCS = $(wildcard src/pg/*.cpp)
 OBJS = $(CORE_SRCS:.cpp=.o) $(PG_SRCS:.cpp=.o)
 
-REGRESS = type registry local s3 lifecycle escalation hardening listing public_urls object_attributes operation_stats
+REGRESS = type registry local s3 lifecycle escalation hardening listing public_urls object_attributes operation_stats uploads
 REGRESS_OPTS = --inputdir=. --outputdir=$(REGRESS_OUTPUT_DIR)
 REGRESS_OUTPUT_DIR ?= build/regress
 

@@ -426,3 +426,20 @@ CREATE FUNCTION so_operation_stats_reset() RETURNS void
     AS 'MODULE_PATHNAME' LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION so_operation_stats_reset() IS
     'Zeroes so_operation_stats: every database''s for a superuser, this database''s for its storage administrators';
+
+-- ---------------------------------------------------------------------------
+-- Uploads from clients, with limits the database sets
+-- ---------------------------------------------------------------------------
+
+CREATE FUNCTION so_sign_upload(backend text, filename text, content_type text, size bigint DEFAULT NULL,
+                               max_size bigint DEFAULT NULL, expires_in interval DEFAULT '1 hour',
+                               method text DEFAULT 'POST')
+RETURNS jsonb AS 'MODULE_PATHNAME' LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION so_sign_upload(text, text, text, bigint, bigint, interval, text) IS
+    'A signed upload of filename a client sends straight to the store (S3: a POST form with a policy, or a PUT with signed Content-Type and Content-Length), the backend''s max_size and allowed_content_types and the caller''s size limits inside what is signed; needs the write privilege';
+
+CREATE FUNCTION so_adopt(backend text, filename text, expected_size bigint DEFAULT NULL,
+                         expected_checksum text DEFAULT NULL)
+RETURNS stored_object AS 'MODULE_PATHNAME' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION so_adopt(text, text, bigint, text) IS
+    'Turns an uploaded object into a value inside the transaction: checked against the backend''s limits and the expected size and SHA-256 (a failing object is removed); removed again if the transaction aborts; needs the write privilege';

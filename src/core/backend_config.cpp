@@ -220,11 +220,46 @@ std::string http_url(const std::string &name, const std::string &s, bool allow_p
     return out;
 }
 
+// The media type of a Content-Type value, lowercase, without parameters.
+std::string media_type_of(std::string_view content_type) {
+    std::string_view type = content_type.substr(0, content_type.find(';'));
+    while (!type.empty() && (type.back() == ' ' || type.back() == '\t')) type.remove_suffix(1);
+    while (!type.empty() && (type.front() == ' ' || type.front() == '\t')) type.remove_prefix(1);
+    return lower(type);
+}
+
+// One entry of allowed_content_types: type/subtype or type/*, no parameters.
+std::string allowed_type(const json::Value &v) {
+    if (v.kind != json::Value::Kind::String)
+        invalid(std::string("option \"allowed_content_types\" must list strings, not ") + json::kind_name(v.kind));
+    std::string type = lower(v.text);
+    size_t slash = type.find('/');
+    auto token = [](std::string_view t) {
+        return !t.empty() && std::all_of(t.begin(), t.end(), [](char c) {
+            return std::isalnum(static_cast<unsigned char>(c)) || std::string_view("!#$&-^_.+").find(c) != std::string_view::npos;
+        });
+    };
+    if (slash == std::string::npos || !token(type.substr(0, slash)) ||
+        !(type.substr(slash + 1) == "*" || token(type.substr(slash + 1))))
+        invalid("option \"allowed_content_types\" has " + quoted(v.text) + ", which is not a media type",
+                "Entries are type/subtype or type/*, such as \"image/*\" or \"application/pdf\", without parameters.");
+    return type;
+}
+
 // Options every kind of backend takes.
 void add_common_options(OptionTable &table, BackendConfig &config) {
     table.setters.emplace("public_base_url", string_option("public_base_url", [&config](const std::string &s) {
                               config.public_base_url = http_url("public_base_url", s, true);
                           }));
+    table.setters.emplace("max_size", int_option("max_size", 0, int64_t(5) << 40,
+                                                 [&config](int64_t n) { config.max_size = n; }));
+    table.setters.emplace("allowed_content_types", [&config](const json::Value &v) {
+        expect(v, json::Value::Kind::Array, "allowed_content_types");
+        if (v.items.empty())
+            invalid("option \"allowed_content_types\" must not be empty", "Leave the option out to allow any type.");
+        config.allowed_content_types.clear();
+        for (const auto &item : v.items) config.allowed_content_types.push_back(allowed_type(item));
+    });
 }
 
 OptionTable local_options(LocalConfig &c) {
@@ -418,6 +453,31 @@ BackendConfig parse_backend_config(std::string_view key, std::string_view url,
         apply_options(table, options);
     }
     return config;
+}
+
+void check_size_limit(const BackendConfig &config, uint64_t size) {
+    if (config.max_size && size > static_cast<uint64_t>(*config.max_size))
+        throw Error(ErrorKind::LimitExceeded,
+                    "an object of " + std::to_string(size) + " bytes is larger than backend " + quoted(config.key) +
+                        " allows (max_size " + std::to_string(*config.max_size) + " bytes)");
+}
+
+void check_content_type_allowed(const BackendConfig &config, std::string_view content_type) {
+    if (config.allowed_content_types.empty()) return;
+    std::string type = media_type_of(content_type);
+    std::string family = type.substr(0, type.find('/')) + "/*";
+    for (const auto &allowed : config.allowed_content_types)
+        if (allowed == type || allowed == family) return;
+    std::string list;
+    for (const auto &allowed : config.allowed_content_types) list += (list.empty() ? "" : ", ") + allowed;
+    throw Error(ErrorKind::InvalidParameter,
+                "content type " + quoted(std::string(content_type)) + " is not allowed by backend " +
+                    quoted(config.key) + " (allowed_content_types: " + list + ")");
+}
+
+void check_limits(const BackendConfig &config, uint64_t size, std::string_view content_type) {
+    check_size_limit(config, size);
+    check_content_type_allowed(config, content_type);
 }
 
 std::optional<std::string> public_url(const BackendConfig &config, std::string_view key) {

@@ -72,7 +72,19 @@ struct BackendConfig {
     // Where the backend's objects are published without a signature (a CDN,
     // a public bucket): public_base_url/key. Any kind of backend.
     std::optional<std::string> public_base_url;
+    // What may be stored: objects of at most max_size bytes, of the media
+    // types in allowed_content_types ("type/subtype" or "type/*"; empty:
+    // any). Any kind of backend.
+    std::optional<int64_t> max_size;
+    std::vector<std::string> allowed_content_types;
 };
+
+// Throws Error(LimitExceeded) when size is beyond the backend's max_size,
+// Error(InvalidParameter) when content_type is not one it allows; both
+// messages name the limit and the value.
+void check_limits(const BackendConfig &config, uint64_t size, std::string_view content_type);
+void check_size_limit(const BackendConfig &config, uint64_t size);
+void check_content_type_allowed(const BackendConfig &config, std::string_view content_type);
 
 // The public URL of key on a backend with public_base_url (nullopt without).
 std::optional<std::string> public_url(const BackendConfig &config, std::string_view key);

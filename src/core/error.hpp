@@ -18,6 +18,7 @@ enum class ErrorKind {
     PermissionDenied,           // refused by policy or by the store (42501)
     NotSupported,               // feature not available here (0A000)
     NotConfigured,              // the backend lacks a setting this needs (55000)
+    LimitExceeded,              // beyond a limit a backend sets (54000)
     Canceled,                   // interrupted by a cancel or terminate (57014)
     Io,                         // I/O or remote failure (58030)
     Internal,                   // a bug: should never reach a user (XX000)

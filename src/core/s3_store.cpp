@@ -16,6 +16,7 @@
 #include "core/quiet_thread.hpp"
 #include "core/s3_attributes.hpp"
 #include "core/s3_metadata.hpp"
+#include "core/s3_post_policy.hpp"
 #include "core/s3_xml.hpp"
 #include "core/uri.hpp"
 
@@ -743,6 +744,8 @@ std::optional<ObjectMeta> S3Store::stat(const std::string &key, const std::strin
     call.key = full_key(key);
     if (!version_id.empty()) call.query = {{"versionId", version_id}};
     s3attr::append_customer_key(config_, call.headers);
+    // A SHA-256 the writer sent (x-amz-checksum-sha256) comes back only when asked for.
+    call.headers.emplace_back("x-amz-checksum-mode", "ENABLED");
     http::Response response = execute(call);
     if (response.status == 404 || (response.status == 405 && !version_id.empty())) return std::nullopt;
     if (response.status != 200) fail(response, "look up", key);
@@ -757,6 +760,10 @@ std::optional<ObjectMeta> S3Store::stat(const std::string &key, const std::strin
     if (const auto *version = response.header("x-amz-version-id"); version && *version != "null")
         meta.version_id = *version;
     meta.metadata = s3meta::decode(response.headers);
+    // Only a whole-object checksum is the content's SHA-256; a multipart
+    // upload's ("...-N") is a checksum of checksums.
+    if (const auto *sha = response.header("x-amz-checksum-sha256"); sha && sha->find('-') == std::string::npos)
+        if (auto raw = crypto::base64_decode(*sha); raw && raw->size() == 32) meta.checksum = crypto::hex(*raw);
     ObjectAttributes attributes = s3attr::from_response(response.headers);
     // Tags are not among the headers, only their count: one more request.
     if (s3attr::tag_count(response.headers) > 0) {
@@ -835,6 +842,78 @@ void S3Store::sign(std::string_view key, const SignRequest &request, std::string
         for (char &c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     signer().presign_into(url, request.method == HttpMethod::Put ? "PUT" : "GET", object_target(config_.prefix, key),
                           request.expires_in, request.now, extra, signed_headers);
+}
+
+SignedUpload S3Store::sign_upload(const UploadSignRequest &request) {
+    if (!config_.sse_customer_key.empty())
+        throw Error(ErrorKind::NotSupported,
+                    "backend " + quoted(backend_key_) + " encrypts with a customer key (SSE-C): a signed upload "
+                    "would hand the key to the client",
+                    {}, "Upload through so_put, or use a backend with sse \"AES256\" or \"aws:kms\".");
+    if (request.expires_in > sigv4::kMaxPresignExpiry)
+        throw Error(ErrorKind::InvalidParameter, "S3 signed uploads expire after at most 7 days (604800 seconds)");
+    // What every upload carries: the type, the backend's default
+    // attributes, its encryption; as form fields or as signed headers.
+    sigv4::Params carried{{"Content-Type", request.content_type}};
+    s3attr::append_put_headers(config_.default_attributes, carried);
+    s3attr::append_encryption(config_, carried);
+    SignedUpload upload;
+    const std::string key = full_key(request.key);
+    if (request.form == UploadForm::Put) {
+        upload.method = "PUT";
+        upload.headers = carried;
+        upload.headers.emplace_back("Content-Length", std::to_string(request.max_size));
+        upload.headers.emplace_back("If-None-Match", "*");  // create-only, as so_put
+        sigv4::Params signed_headers;
+        for (const auto &[name, value] : upload.headers) {
+            std::string lower = name;
+            for (char &c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+            signed_headers.emplace_back(lower, value);
+        }
+        upload.url = signer().presign(
+            "PUT", object_target(config_.prefix, request.key), request.expires_in, request.now, {}, signed_headers);
+        return upload;
+    }
+    // POST: the fields in the order botocore's generate_presigned_post
+    // gives them (ours, key, the authentication, policy, signature), each
+    // bound by an exact condition, the size by content-length-range.
+    upload.method = "POST";
+    std::vector<s3post::Condition> conditions;
+    for (const auto &[name, value] : carried) {
+        std::string field = name == "x-amz-tagging" ? "tagging" : name;
+        std::string text = value;
+        if (field == "tagging") {  // a form carries the tag set as XML
+            text = "<Tagging><TagSet>";
+            for (const auto &[k, v] : *config_.default_attributes.tags)
+                text += "<Tag><Key>" + s3xml::escape(k) + "</Key><Value>" + s3xml::escape(v) + "</Value></Tag>";
+            text += "</TagSet></Tagging>";
+        }
+        upload.fields.emplace_back(field, text);
+        conditions.push_back(s3post::Condition::equals(field, text));
+        if (field == "Content-Type")
+            conditions.push_back(s3post::Condition::length_range(request.min_size, request.max_size));
+    }
+    conditions.push_back(s3post::Condition::equals("bucket", config_.bucket));
+    conditions.push_back(s3post::Condition::equals("key", key));
+    upload.fields.emplace_back("key", key);
+    sigv4::Signer::PostAuth auth = signer().post_auth(request.now);
+    upload.fields.emplace_back("x-amz-algorithm", "AWS4-HMAC-SHA256");
+    upload.fields.emplace_back("x-amz-credential", auth.credential);
+    upload.fields.emplace_back("x-amz-date", auth.amz_date);
+    conditions.push_back(s3post::Condition::equals("x-amz-algorithm", "AWS4-HMAC-SHA256"));
+    conditions.push_back(s3post::Condition::equals("x-amz-credential", auth.credential));
+    conditions.push_back(s3post::Condition::equals("x-amz-date", auth.amz_date));
+    if (!auth.security_token.empty()) {
+        upload.fields.emplace_back("x-amz-security-token", auth.security_token);
+        conditions.push_back(s3post::Condition::equals("x-amz-security-token", auth.security_token));
+    }
+    std::string policy = crypto::base64(s3post::policy_json(request.now + request.expires_in, conditions));
+    signer().sign_post_policy(auth, policy);
+    upload.fields.emplace_back("policy", policy);
+    upload.fields.emplace_back("x-amz-signature", auth.signature);
+    sigv4::Target bucket = sigv4::s3_target(endpoint_, style_, config_.bucket, "");
+    upload.url = sigv4::request_url(bucket, {});
+    return upload;
 }
 
 void S3Store::list(const std::string &prefix, const std::function<void(const ListedObject &)> &each) {

@@ -45,6 +45,9 @@ public:
                  std::optional<uint64_t> length,
                  const std::function<char *(uint64_t)> &allocate) override;
     void sign(std::string_view key, const SignRequest &request, std::string &url) override;
+    // A SigV4 POST policy (form upload) or a PUT URL that signs
+    // Content-Type, Content-Length and If-None-Match: *.
+    SignedUpload sign_upload(const UploadSignRequest &request) override;
     void set_default_timeouts(long connect_ms, long request_ms) override;
 
     // Page by page through ListObjectsV2; keys relative to the backend's prefix.

@@ -699,6 +699,25 @@ void Signer::presign_into(std::string &url, std::string_view method, const Targe
     s.append_signature(url);
 }
 
+Signer::PostAuth Signer::post_auth(int64_t unix_seconds) {
+    State &s = *state_;
+    s.set_time(unix_seconds);
+    PostAuth auth;
+    auth.credential = s.credentials.access_key_id + "/" + s.scope;
+    auth.amz_date = std::string(s.amz_date());
+    auth.security_token = s.credentials.session_token;
+    return auth;
+}
+
+void Signer::sign_post_policy(PostAuth &auth, std::string_view base64_policy) {
+    State &s = *state_;
+    // The policy is the whole string to sign, under the day's signing key.
+    std::string key = derive_signing_key(s.credentials.secret_access_key, auth.amz_date.substr(0, 8), s.region,
+                                         s.service);
+    auth.signature = crypto::hex(crypto::hmac_sha256(key, base64_policy));
+    OPENSSL_cleanse(key.data(), key.size());
+}
+
 // The rare form (SSE-C keys): headers beside host are signed, so the
 // precomputed query tail does not apply; built plainly instead.
 void Signer::presign_with_headers(std::string &url, std::string_view method, const Target &target,

@@ -184,6 +184,17 @@ public:
                       int64_t expires_seconds, int64_t unix_seconds,
                       const Params &extra_query = {}, const Params &signed_headers = {});
 
+    // A browser POST upload's authentication (SigV4): the credential
+    // (access key id/scope), the time (yyyymmddThhmmssZ), the session token
+    // (empty without), and the signature of the base64 policy document.
+    struct PostAuth {
+        std::string credential, amz_date, security_token, signature;
+    };
+    // The credential, time and token a policy must name, before it is signed.
+    PostAuth post_auth(int64_t unix_seconds);
+    // Signs the base64 policy for auth (from post_auth at the same time).
+    void sign_post_policy(PostAuth &auth, std::string_view base64_policy);
+
 private:
     void presign_with_headers(std::string &url, std::string_view method, const Target &target,
                               int64_t expires_seconds, const Params &extra_query, const Params &signed_headers);

@@ -13,7 +13,10 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
+#include "core/error.hpp"
 #include "core/object_attributes.hpp"
 #include "core/object_meta.hpp"
 
@@ -85,6 +88,25 @@ struct SignRequest {
     std::optional<std::string> download_as;    // response Content-Disposition file name
     std::optional<std::string> download_type;  // response Content-Type
     std::string_view version_id;                // a version of a versioned store; empty: the latest
+};
+
+// A signed upload a client (a browser) sends straight to the store, with
+// the limits inside what is signed, so the store itself refuses the rest.
+enum class UploadForm { Post, Put };
+
+struct UploadSignRequest {
+    std::string key;
+    std::string content_type;
+    UploadForm form = UploadForm::Post;
+    uint64_t min_size = 0, max_size = 0;  // Post: the length range; Put: both the exact size
+    int64_t now = 0, expires_in = 0;      // seconds
+};
+
+struct SignedUpload {
+    std::string url;
+    std::string method;  // "POST" or "PUT"
+    std::vector<std::pair<std::string, std::string>> fields;   // Post: form fields, before the file
+    std::vector<std::pair<std::string, std::string>> headers;  // Put: headers to send as they are
 };
 
 class Store {
@@ -169,6 +191,12 @@ public:
     // lets its holder GET (or PUT) the object for expires_in seconds from
     // now (seconds since the epoch). No I/O.
     virtual void sign(std::string_view key, const SignRequest &request, std::string &url) = 0;
+
+    // A signed upload of request.key (object_attributes and encryption as
+    // for a put). Throws NotSupported where this store cannot take one.
+    virtual SignedUpload sign_upload(const UploadSignRequest &request) {
+        throw Error(ErrorKind::NotSupported, "backend " + quoted(backend_key_) + " cannot sign uploads");
+    }
 
     // Copies source_key (its version source_version, when given) of source
     // to key here without the bytes passing through us (a server-side

@@ -28,6 +28,7 @@ int sqlstate_for(ErrorKind kind) {
         case ErrorKind::PermissionDenied: return ERRCODE_INSUFFICIENT_PRIVILEGE;
         case ErrorKind::NotSupported: return ERRCODE_FEATURE_NOT_SUPPORTED;
         case ErrorKind::NotConfigured: return ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE;
+        case ErrorKind::LimitExceeded: return ERRCODE_PROGRAM_LIMIT_EXCEEDED;
         case ErrorKind::Canceled: return ERRCODE_QUERY_CANCELED;
         case ErrorKind::Io: return ERRCODE_IO_ERROR;
         case ErrorKind::Internal: return ERRCODE_INTERNAL_ERROR;

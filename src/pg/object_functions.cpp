@@ -105,6 +105,7 @@ Datum so_put(PG_FUNCTION_ARGS) {
             request.content_type = content_type ? std::string(content_type) : so::guess_content_type(filename);
             if (metadata) request.metadata_json = so::canonical_json_object(metadata, "metadata");
             if (attributes) request.attributes = so::parse_attributes(attributes, "attributes");
+            so::check_limits(so::pg::lookup_backend(backend).config(), request.size, request.content_type);
             so::ObjectMeta meta;
             if (overwrite) {
                 std::string handle;
@@ -252,8 +253,19 @@ Datum so_copy(PG_FUNCTION_ARGS) {
             // On one store the bytes need not leave it (a server-side copy),
             // unless this transaction staged a new version of the source.
             std::string staged = so::pg::staged_handle(source->backend_key(), source_key);
+            const so::BackendConfig &limits = so::pg::lookup_backend(to_backend).config();
             std::optional<so::ObjectMeta> copied;
-            if (staged.empty()) copied = target->copy_within(*source, source_key, version_of(view), key);
+            if (staged.empty()) {
+                // The target's limits apply to what is really stored, not to
+                // what the value says: one HEAD, only when there are limits.
+                if (limits.max_size || !limits.allowed_content_types.empty()) {
+                    auto found = source->stat(source_key, version_of(view));
+                    if (!found) so::throw_not_found(source->backend_key(), source_key);
+                    so::check_limits(limits, static_cast<uint64_t>(found->size.value_or(0)),
+                                     found->content_type.value_or(""));
+                }
+                copied = target->copy_within(*source, source_key, version_of(view), key);
+            }
             if (copied) {
                 meta = *copied;
             } else {
@@ -274,6 +286,7 @@ Datum so_copy(PG_FUNCTION_ARGS) {
                     carried.sse_kms_key_id.reset();
                     request.attributes = so::parse_attributes(so::format_attributes(carried), "attributes of the source");
                 }
+                so::check_limits(limits, reader->size(), request.content_type);
                 meta = target->create_from(request, *reader);
                 sample.bytes_read = sample.bytes_written = reader->size();
             }

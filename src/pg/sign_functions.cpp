@@ -1,9 +1,11 @@
 // so_sign, so_url and so_verify_url: URLs for stored objects.
+#include <algorithm>
 #include <cstring>
 #include <string>
 
 #include "core/backend_config.hpp"
 #include "core/error.hpp"
+#include "core/json.hpp"
 #include "core/object_meta.hpp"
 #include "pg/access.hpp"
 #include "pg/guard.hpp"
@@ -14,6 +16,7 @@
 extern "C" {
 #include "access/xact.h"
 #include "datatype/timestamp.h"
+#include "utils/jsonb.h"
 #include "miscadmin.h"
 #include "utils/timestamp.h"
 }
@@ -93,6 +96,12 @@ Datum so_sign(PG_FUNCTION_ARGS) {
             // A download reads the version the value recorded; an upload
             // makes a new one.
             if (!upload && view.has_version_id) request.version_id = view.version_id;
+            // A plain upload URL binds neither size nor type.
+            if (upload && (ref.config().max_size || !ref.config().allowed_content_types.empty()))
+                throw so::Error(so::ErrorKind::NotSupported,
+                                "backend " + so::quoted(std::string(view.backend)) +
+                                    " limits what is stored: an upload URL from so_sign cannot enforce that",
+                                {}, "Use so_sign_upload, which signs the size and the content type.");
             return so::pg::tracked(so::pg::Operation::Sign, view.backend, [&](so::pg::OperationSample &) {
                 const auto &store = so::pg::lookup_store(view.backend);
                 store->validate_key(view.filename);
@@ -130,6 +139,108 @@ Datum so_url(PG_FUNCTION_ARGS) {
         return t;
     });
     PG_RETURN_TEXT_P(result);
+}
+
+// so_sign_upload(backend, filename, content_type, size, max_size,
+// expires_in, method): a signed upload a client sends straight to the store,
+// the backend's limits and the caller's inside what is signed.
+PG_FUNCTION_INFO_V1(so_sign_upload);
+Datum so_sign_upload(PG_FUNCTION_ARGS) {
+    for (int arg : {0, 1, 2, 5, 6})
+        if (PG_ARGISNULL(arg))
+            ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+                            errmsg("backend, filename, content_type, expires_in and method must not be null")));
+    char *backend = text_to_cstring(PG_GETARG_TEXT_PP(0));
+    char *filename = text_to_cstring(PG_GETARG_TEXT_PP(1));
+    char *content_type = text_to_cstring(PG_GETARG_TEXT_PP(2));
+    bool has_size = !PG_ARGISNULL(3), has_max = !PG_ARGISNULL(4);
+    int64 size = has_size ? PG_GETARG_INT64(3) : 0, max_size = has_max ? PG_GETARG_INT64(4) : 0;
+    int64 seconds = interval_seconds(PG_GETARG_INTERVAL_P(5));
+    char *method = text_to_cstring(PG_GETARG_TEXT_PP(6));
+    if (seconds <= 0)
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("expires_in must be a positive interval")));
+    if (size < 0 || max_size < 0)
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("size and max_size must not be negative")));
+    bool put = pg_strcasecmp(method, "PUT") == 0;
+    if (!put && pg_strcasecmp(method, "POST") != 0)
+        ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("method must be POST or PUT")));
+    if (put && !has_size)
+        ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("a PUT upload needs its exact size"),
+                        errhint("A PUT signs Content-Length; for a size known only to the browser use POST "
+                                "with max_size.")));
+    int64 now = statement_epoch_seconds();
+
+    char *json = so::pg::guard([&] {
+        return so::pg::tracked(so::pg::Operation::Sign, backend, [&](so::pg::OperationSample &) {
+            const so::pg::BackendRef &ref = so::pg::lookup_backend(backend);
+            so::pg::require_backend_privilege(ref, so::pg::kWritePrivilege);
+            const so::BackendConfig &config = ref.config();
+            auto store = so::pg::lookup_store(backend);
+            store->validate_key(filename);
+            if (!so::valid_media_type(content_type))
+                throw so::Error(so::ErrorKind::InvalidParameter, "invalid content type " + so::quoted(content_type));
+            so::check_content_type_allowed(config, content_type);
+            // The largest upload: the caller's and the backend's limits, else
+            // what one S3 PUT or POST can carry.
+            uint64_t limit = uint64_t(5) << 30;
+            if (config.max_size) limit = std::min<uint64_t>(limit, static_cast<uint64_t>(*config.max_size));
+            if (has_max) {
+                so::check_size_limit(config, static_cast<uint64_t>(max_size));
+                limit = std::min<uint64_t>(limit, static_cast<uint64_t>(max_size));
+            }
+            if (has_size && static_cast<uint64_t>(size) > limit)
+                throw so::Error(so::ErrorKind::LimitExceeded, "an upload of " + std::to_string(size) +
+                                                                  " bytes is larger than its limit of " +
+                                                                  std::to_string(limit) + " bytes");
+            so::UploadSignRequest request;
+            request.key = filename;
+            request.content_type = content_type;
+            request.form = put ? so::UploadForm::Put : so::UploadForm::Post;
+            request.min_size = has_size ? static_cast<uint64_t>(size) : 0;
+            request.max_size = has_size ? static_cast<uint64_t>(size) : limit;
+            request.now = now;
+            request.expires_in = seconds;
+            so::SignedUpload upload = store->sign_upload(request);
+
+            so::json::Value out;
+            out.kind = so::json::Value::Kind::Object;
+            auto text = [](const std::string &s) {
+                so::json::Value v;
+                v.kind = so::json::Value::Kind::String;
+                v.text = s;
+                return v;
+            };
+            auto object_of = [&](const std::vector<std::pair<std::string, std::string>> &pairs) {
+                so::json::Value v;
+                v.kind = so::json::Value::Kind::Object;
+                for (const auto &[k, value] : pairs) v.members.push_back({k, text(value)});
+                std::sort(v.members.begin(), v.members.end(),
+                          [](const so::json::Member &a, const so::json::Member &b) { return a.key < b.key; });
+                return v;
+            };
+            so::json::Value limit_value;
+            limit_value.kind = so::json::Value::Kind::Number;
+            limit_value.text = std::to_string(request.max_size);
+            so::json::Value expires;
+            expires.kind = so::json::Value::Kind::Number;
+            expires.text = std::to_string(now + seconds);
+            // Members in sorted order, as the canonical writer expects.
+            out.members.push_back({"backend", text(backend)});
+            out.members.push_back({"content_type", text(content_type)});
+            out.members.push_back({"expires_at", expires});
+            if (!upload.fields.empty()) out.members.push_back({"fields", object_of(upload.fields)});
+            out.members.push_back({"filename", text(filename)});
+            if (!upload.headers.empty()) out.members.push_back({"headers", object_of(upload.headers)});
+            out.members.push_back({"max_size", limit_value});
+            out.members.push_back({"method", text(upload.method)});
+            out.members.push_back({"url", text(upload.url)});
+            std::string written = so::json::write(out);
+            char *result = static_cast<char *>(so::pg::alloc(written.size() + 1));
+            std::memcpy(result, written.c_str(), written.size() + 1);
+            return result;
+        });
+    });
+    return DirectFunctionCall1(jsonb_in, CStringGetDatum(json));
 }
 
 PG_FUNCTION_INFO_V1(so_verify_url);

@@ -352,6 +352,8 @@ void on_subxact(SubXactEvent event, SubTransactionId sub, SubTransactionId paren
 
 }  // namespace
 
+bool referenced_by_a_managed_row(Datum object) { return referenced_at_commit(object); }
+
 TransactionOutcome transaction_outcome(const std::string &tag) {
     char *end = nullptr;
     uint64 value = std::strtoull(tag.c_str(), &end, 10);

@@ -44,6 +44,11 @@ char *transaction_tag();
 // (a statement re-evaluated after a concurrent update puts it again).
 std::optional<ObjectMeta> created_here(const std::string &backend, const std::string &key, const std::string &etag);
 
+// Whether a managed row references the object, seen as the extension's
+// owner (every row) with the latest snapshot and this transaction's own
+// changes. C side.
+bool referenced_by_a_managed_row(Datum object);
+
 // Whether this transaction wrote (so_put, so_copy) or released (through
 // so_manage) an object of this backend and key: it may store it in a
 // managed column without other rights.
