@@ -4,9 +4,10 @@
 Listens on 127.0.0.1:PORT, verifies every request's SigV4 signature with
 botocore, enforces what s3rver does not (conditional writes, multipart
 bookkeeping, keys with "//", sorted listings, payload digests, versioning,
-encryption headers, tags, storage classes) and forwards the data path to
-s3rver.  /__fixture/* is an unsigned control endpoint for
-fault injection and statistics.  See README.md for the full contract.
+encryption headers, tags, storage classes, browser POST uploads, CORS) and
+forwards the data path to s3rver.  /__fixture/* is an unsigned control
+endpoint for fault injection and statistics.  See README.md for the full
+contract.
 """
 
 import argparse
@@ -39,6 +40,9 @@ from s3fixture.upstream import Upstream  # noqa: E402
 
 CONTROL_PREFIX = "/__fixture/"
 MAX_BODY = 5 * 1024 ** 3  # S3's single PUT limit
+# A POST Object body is a 5 GiB file plus up to 20 KiB of form fields
+# (post_upload.py checks both limits with S3's errors).
+MAX_POST_BODY = MAX_BODY + 64 * 1024
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 HOST_ID = "fixture-host-id"
 
@@ -248,7 +252,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         self._handle()
 
-    do_HEAD = do_PUT = do_POST = do_DELETE = do_GET
+    do_HEAD = do_PUT = do_POST = do_DELETE = do_OPTIONS = do_GET
 
     def _handle(self):
         started = time.monotonic()
@@ -283,6 +287,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return _error_response(error, request_id)
         req.request_id = request_id
         app.stats.request(req.operation)
+        response = self._serve(app, req, request_id)
+        if not isinstance(response, Drop):
+            response.headers += _cors_headers(app, req)
+        return response
+
+    def _serve(self, app, req, request_id):
         fault = app.faults.take(req.method, req.operation)
         if fault is not None:
             app.stats.fault(fault["mode"])
@@ -322,7 +332,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     "Content-Length HTTP header."), request_id), request_id)
                 return None
             return b""
-        if not length.isdigit() or int(length) > MAX_BODY:
+        limit = MAX_POST_BODY if self.command == "POST" else MAX_BODY
+        if not length.isdigit() or int(length) > limit:
             self.close_connection = True
             self._write(_error_response(S3Error(
                 "EntityTooLarge" if length.isdigit() else "InvalidArgument",
@@ -388,6 +399,15 @@ def _apply_fault(fault, request_id):
     code, message = faults_mod.ERROR_CODES[fault["status"]]
     return _error_response(S3Error(code, message, status=fault["status"]),
                            request_id)
+
+
+def _cors_headers(app, req):
+    """S3 adds CORS headers to any answer, errors included, when the
+    bucket's rules allow the request's Origin and method."""
+    try:
+        return app.service.cors_headers(req)
+    except (OSError, ValueError, S3Error):
+        return []  # never let CORS bookkeeping break an answer
 
 
 def _header_text(value):

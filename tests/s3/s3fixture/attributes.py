@@ -1,5 +1,6 @@
 """What S3 keeps with each object version besides bytes and metadata:
-server-side encryption (SSE-S3, SSE-KMS, SSE-C), tags and storage class.
+server-side encryption (SSE-S3, SSE-KMS, SSE-C), tags, storage class and
+a SHA-256 checksum given at upload.
 
 s3rver knows none of these, so the proxy parses and validates the request
 headers here, never forwards them (s3rver would store the SSE-C key in its
@@ -26,6 +27,7 @@ CUSTOMER = "x-amz-server-side-encryption-customer-"
 COPY_CUSTOMER = "x-amz-copy-source-server-side-encryption-customer-"
 TAGGING = "x-amz-tagging"
 STORAGE_CLASS = "x-amz-storage-class"
+CHECKSUM_SHA256 = "x-amz-checksum-sha256"
 
 # PutObject's documented values (aws:kms:dsse is dual-layer SSE-KMS).
 SSE_VALUES = ("AES256", "aws:kms", "aws:kms:dsse")
@@ -47,7 +49,9 @@ _TAG_SYMBOLS = set("_.:/=+-@")
 def is_attribute_header(lname):
     """A (lower-case) request header this module consumes."""
     return lname.startswith((SSE, "x-amz-copy-source-server-side-")) or \
-        lname in (TAGGING, STORAGE_CLASS, "x-amz-tagging-directive")
+        lname in (TAGGING, STORAGE_CLASS, "x-amz-tagging-directive",
+                  CHECKSUM_SHA256, "x-amz-sdk-checksum-algorithm",
+                  "x-amz-checksum-mode")
 
 
 @dataclass
@@ -58,11 +62,13 @@ class Attributes:
     customer_key_md5: str = None  # SSE-C: base64 MD5 of the key, never the key
     tags: list = field(default_factory=list)  # [(key, value)], in order
     storage_class: str = "STANDARD"
+    checksum_sha256: str = None  # base64, as x-amz-checksum-sha256
 
     def to_json(self):
         """Only what differs from an ordinary object (small sidecars)."""
         doc = {}
-        for name in ("sse", "kms_key_id", "customer_key_md5"):
+        for name in ("sse", "kms_key_id", "customer_key_md5",
+                     "checksum_sha256"):
             if getattr(self, name):
                 doc[name] = getattr(self, name)
         if self.bucket_key:
@@ -79,7 +85,8 @@ class Attributes:
         return cls(doc.get("sse"), doc.get("kms_key_id"),
                    bool(doc.get("bucket_key")), doc.get("customer_key_md5"),
                    [tuple(t) for t in doc.get("tags", [])],
-                   doc.get("storage_class", "STANDARD"))
+                   doc.get("storage_class", "STANDARD"),
+                   doc.get("checksum_sha256"))
 
     def is_plain(self):
         return not self.to_json()
@@ -113,6 +120,14 @@ class Attributes:
         if self.tags:
             headers.append(("x-amz-tagging-count", str(len(self.tags))))
         return headers
+
+    def checksum_headers(self):
+        """PutObject's answer, and GET/HEAD with x-amz-checksum-mode:
+        ENABLED (S3 sends checksums only when asked)."""
+        if not self.checksum_sha256:
+            return []
+        return [(CHECKSUM_SHA256, self.checksum_sha256),
+                ("x-amz-checksum-type", "FULL_OBJECT")]
 
 
 # -- parsing a write ------------------------------------------------------
@@ -204,6 +219,25 @@ def _b64(text):
         return base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
         return None
+
+
+def checksum_sha256(value, body):
+    """Verify an x-amz-checksum-sha256 value (header or POST form field)
+    against the body and return it, or None if none was sent."""
+    if value is None:
+        return None
+    digest = _b64(value.strip())
+    if digest is None or len(digest) != 32:
+        raise S3Error("InvalidRequest", "Value for x-amz-checksum-sha256 "
+                      "header is invalid.")
+    if digest != hashlib.sha256(body).digest():
+        raise S3Error("BadDigest", "The SHA256 you specified did not match "
+                      "the calculated checksum.")
+    return base64.b64encode(digest).decode("ascii")
+
+
+def wants_checksum(req):
+    return (req.header("x-amz-checksum-mode") or "").upper() == "ENABLED"
 
 
 def storage_class(req):

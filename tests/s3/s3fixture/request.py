@@ -10,7 +10,8 @@ from .sigv4 import IncomingRequest
 _BUCKET_GET = {"uploads": "ListMultipartUploads",
                "location": "GetBucketLocation",
                "versioning": "GetBucketVersioning",
-               "versions": "ListObjectVersions"}
+               "versions": "ListObjectVersions",
+               "cors": "GetBucketCors"}
 _OBJECT_SUBRESOURCES = ("tagging", "acl", "uploadId", "uploads",
                         "legal-hold", "retention", "torrent", "select")
 
@@ -86,6 +87,9 @@ def operation_of(request):
     method, params = request.method, request.params
     if not request.bucket:
         return "ListBuckets" if method == "GET" else "UnknownServiceOperation"
+    if method == "OPTIONS":
+        # A browser's CORS preflight, for the bucket or one of its keys.
+        return "PreflightRequest"
     if not request.key:
         return _bucket_operation(method, params)
     return _object_operation(method, params, request.has_header(
@@ -105,8 +109,12 @@ def _bucket_operation(method, params):
         return f"GetBucket?{other[0]}" if other else "ListObjects"
     if method == "POST" and "delete" in params:
         return "DeleteObjects"
+    if method == "POST" and not meaningful:
+        return "PostObject"  # a browser-based upload (HTML form)
     if method == "PUT" and "versioning" in params:
         return "PutBucketVersioning"
+    if method in ("PUT", "DELETE") and "cors" in params:
+        return method.capitalize() + "BucketCors"
     names = {"HEAD": "HeadBucket", "PUT": "CreateBucket",
              "DELETE": "DeleteBucket"}
     if method in names and not meaningful:

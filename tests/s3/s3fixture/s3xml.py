@@ -8,7 +8,9 @@ NAMESPACE = "http://s3.amazonaws.com/doc/2006-03-01/"
 
 # HTTP status of each S3 error code the fixture produces or relays.
 STATUS_OF = {
+    "AccessControlListNotSupported": 400,
     "AccessDenied": 403,
+    "AccessForbidden": 403,
     "AuthorizationHeaderMalformed": 400,
     "AuthorizationQueryParametersError": 400,
     "BadDigest": 400,
@@ -28,6 +30,7 @@ STATUS_OF = {
     "InvalidEncryptionAlgorithmError": 400,
     "InvalidObjectState": 403,
     "InvalidPart": 400,
+    "InvalidPolicyDocument": 400,
     "InvalidPartOrder": 400,
     "InvalidRange": 416,
     "InvalidRequest": 400,
@@ -36,11 +39,14 @@ STATUS_OF = {
     "InvalidToken": 400,
     "InvalidURI": 400,
     "KeyTooLongError": 400,
+    "MalformedPOSTRequest": 400,
     "MalformedXML": 400,
+    "MaxPostPreDataLengthExceeded": 400,
     "MethodNotAllowed": 405,
     "MissingContentLength": 411,
     "MissingSecurityHeader": 400,
     "NoSuchBucket": 404,
+    "NoSuchCORSConfiguration": 404,
     "NoSuchKey": 404,
     "NoSuchUpload": 404,
     "NoSuchVersion": 404,

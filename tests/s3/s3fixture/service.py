@@ -6,7 +6,8 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import quote, unquote
 
-from . import attributes, keys, listing, objectfiles, s3xml
+from . import attributes, cors, keys, listing, objectfiles, post_upload, \
+    s3xml
 from .attributes import Attributes
 from .faults import ERROR_CODES
 from .locks import NamedLocks, NamedRWLocks
@@ -26,7 +27,8 @@ _NOT_FORWARDED = {
     "x-amz-security-token", "x-amz-copy-source", "range", "if-match",
     "if-none-match", "if-modified-since", "if-unmodified-since",
     "user-agent", "accept-encoding", "amz-sdk-invocation-id",
-    "amz-sdk-request", "x-amz-metadata-directive",
+    "amz-sdk-request", "x-amz-metadata-directive", "origin",
+    "access-control-request-method", "access-control-request-headers",
 }
 # s3rver response headers the proxy replaces or that describe s3rver's
 # own connection.
@@ -35,7 +37,7 @@ _NOT_RELAYED = {"connection", "keep-alive", "transfer-encoding", "date",
                 "x-amz-storage-class"}
 _UNSUPPORTED_HEADERS = ("x-amz-sdk-checksum-algorithm", "x-amz-trailer")
 _POST_OPERATIONS = ("DeleteObjects", "CreateMultipartUpload",
-                    "CompleteMultipartUpload")
+                    "CompleteMultipartUpload", "PostObject")
 # Operations that take ?versionId=; others refuse all but "null".
 _VERSIONED_OPERATIONS = ("GetObject", "HeadObject", "DeleteObject",
                          "GetObjectTagging", "PutObjectTagging",
@@ -82,6 +84,7 @@ class S3Service:
         self.upload_locks = NamedRWLocks()
         self.sidecar = Sidecar(store)
         self.versions = Versions(store, self.sidecar)
+        self.cors = cors.Cors(self.sidecar)
         self._handlers = {
             "GetObject": self.get_object,
             "HeadObject": self.get_object,
@@ -98,6 +101,9 @@ class S3Service:
             "GetBucketVersioning": self.get_versioning,
             "PutBucketVersioning": self.put_versioning,
             "DeleteBucket": self.delete_bucket,
+            "GetBucketCors": self.get_cors,
+            "PutBucketCors": self.put_cors,
+            "DeleteBucketCors": self.delete_cors,
             "CreateMultipartUpload": self.create_upload,
             "UploadPart": self.upload_part,
             "CompleteMultipartUpload": self.complete_upload,
@@ -107,6 +113,14 @@ class S3Service:
         }
 
     def handle(self, req):
+        if req.operation in ("PreflightRequest", "PostObject"):
+            # Browsers send these unsigned (a preflight) or signed in the
+            # form (POST Object), so they skip header/query SigV4.
+            self._check_names(req)
+            if req.operation == "PostObject":
+                _reject_unsupported(req)
+                return self.post_object(req)
+            return Response(200, self.cors.preflight(req))
         auth = self.verifier.authenticate(req.incoming())
         check_payload(req.incoming(), req.body, auth.presigned)
         _reject_unsupported(req)
@@ -184,6 +198,9 @@ class S3Service:
                 return not_modified
             byte_range = _resolve_range(req.header("range"),
                                         version.info.size)
+            if attributes.wants_checksum(req) and byte_range is None:
+                # A whole-object checksum says nothing about a range.
+                extra += version.attrs.checksum_headers()
             if version.live:
                 headers = _forward_headers(req)
                 if byte_range:
@@ -201,13 +218,33 @@ class S3Service:
 
     def put_object(self, req):
         attrs = attributes.for_write(req, self.region)
+        attrs.checksum_sha256 = attributes.checksum_sha256(
+            req.header(attributes.CHECKSUM_SHA256), req.body)
+        headers, result = self._put(req, attrs)
+        response = self._relay(*result)
+        response.headers += headers
+        return response
+
+    def _put(self, req, attrs):
+        """Write req.body at req's key with attrs (PutObject, POST
+        Object); (response headers, s3rver's answer)."""
         with self.key_locks.hold((req.bucket, req.key)):
             self._write_conditions(req)
             headers, result = self._write(req, attrs, lambda: self._send(
                 req, "PUT", (), _forward_headers(req), req.body))
-        response = self._relay(*result)
-        response.headers += headers
-        return response
+        return headers + attrs.checksum_headers(), result
+
+    def post_object(self, req):
+        """POST Object: the form, once post_upload.py has checked its
+        signature and policy, is written as PutObject would write it."""
+        upload = post_upload.authorize(req, self.verifier)
+        put = upload.put_request(req)
+        attrs = attributes.for_write(put, self.region, with_tags=False)
+        attrs.tags = upload.tags
+        attrs.checksum_sha256 = upload.checksum_sha256
+        headers, (_, up_headers, _) = self._put(put, attrs)
+        etag = dict((k.lower(), v) for k, v in up_headers).get("etag", "")
+        return Response(*upload.answer(req, etag, headers))
 
     def _write_conditions(self, req):
         """If-None-Match: * and If-Match on writes (caller holds the lock).
@@ -266,6 +303,8 @@ class S3Service:
                 body = handle.read()
             if not replace_tags:
                 attrs.tags = list(version.attrs.tags)
+            # Same bytes, same SHA-256: the copy keeps the source's.
+            attrs.checksum_sha256 = version.attrs.checksum_sha256
             headers = _forward_headers(req) if replace_metadata else \
                 _metadata_headers(metadata)
             written, _ = self._write(req, attrs, lambda: self._send(
@@ -483,6 +522,32 @@ class S3Service:
 
     # -- buckets ---------------------------------------------------------
 
+    def get_cors(self, req):
+        rules = self.cors.rules(req.bucket)
+        if rules is None:
+            raise cors.no_configuration(req.bucket)
+        return xml_response(cors.configuration_document(rules))
+
+    def put_cors(self, req):
+        if not req.has_header("content-md5"):
+            raise _missing_md5()
+        self.cors.set_rules(req.bucket, cors.parse_configuration(req.body))
+        return Response(200)
+
+    def delete_cors(self, req):
+        self.cors.remove(req.bucket)
+        return Response(204)
+
+    def cors_headers(self, req):
+        """CORS headers S3 adds to a (non-preflight) request that has an
+        Origin header, error answers included."""
+        origin = req.header("origin")
+        if not origin or req.operation == "PreflightRequest" or \
+                not valid_bucket_name(req.bucket) or \
+                not self.store.bucket_exists(req.bucket):
+            return []
+        return self.cors.actual_headers(req.bucket, origin, req.method)
+
     def get_versioning(self, req):
         state = self.versions.state(req.bucket)
         return xml_response(s3xml.build("VersioningConfiguration", [
@@ -660,8 +725,11 @@ class S3Service:
 
 
 def _reject_unsupported(req):
-    for name, _ in req.headers:
+    for name, value in req.headers:
         lname = name.lower()
+        if req.operation == "PutObject" and _sha256_checksum(req, lname,
+                                                             value):
+            continue
         if (lname.startswith("x-amz-checksum-") and
                 lname != "x-amz-checksum-mode") or \
                 lname in _UNSUPPORTED_HEADERS:
@@ -674,6 +742,17 @@ def _reject_unsupported(req):
         raise not_implemented("UploadPartCopy")
     if req.method == "POST" and req.operation not in _POST_OPERATIONS:
         raise not_implemented("This POST request (e.g. browser uploads)")
+
+
+def _sha256_checksum(req, lname, value):
+    """PutObject may carry x-amz-checksum-sha256 (verified and kept), and
+    x-amz-sdk-checksum-algorithm: SHA256 along with it, as SDKs send;
+    other flexible checksums stay unimplemented."""
+    if lname == attributes.CHECKSUM_SHA256:
+        return True
+    return lname == "x-amz-sdk-checksum-algorithm" and \
+        value.upper() == "SHA256" and \
+        req.has_header(attributes.CHECKSUM_SHA256)
 
 
 def _forward_headers(req):

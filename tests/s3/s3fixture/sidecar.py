@@ -6,6 +6,7 @@ lives in one directory per bucket, so it survives a proxy restart and goes
 away with DeleteBucket:
 
     DATA/BUCKET/._fixture/bucket.json          {"versioning": "Enabled"}
+    DATA/BUCKET/._fixture/cors.json            CORS rules (cors.py)
     DATA/BUCKET/._fixture/uploads/ID.json      attributes of an upload
     DATA/BUCKET/._fixture/keys/<escaped key>._v/
         index.json                             the key's versions, newest
@@ -52,6 +53,18 @@ class Sidecar:
 
     def set_bucket_config(self, bucket, doc):
         self._write_json(os.path.join(self._root(bucket), "bucket.json"), doc)
+
+    def _cors_path(self, bucket):
+        return os.path.join(self._root(bucket), "cors.json")
+
+    def cors(self, bucket):
+        return _read_json(self._cors_path(bucket))
+
+    def set_cors(self, bucket, doc):
+        self._write_json(self._cors_path(bucket), doc)
+
+    def remove_cors(self, bucket):
+        _unlink(self._cors_path(bucket))
 
     def _upload_path(self, bucket, upload_id):
         return os.path.join(self._root(bucket), "uploads",

@@ -15,7 +15,7 @@ import re
 import time
 from dataclasses import dataclass
 
-from botocore.auth import S3SigV4Auth, S3SigV4QueryAuth
+from botocore.auth import S3SigV4Auth, S3SigV4PostAuth, S3SigV4QueryAuth
 from botocore.awsrequest import AWSRequest
 from botocore.compat import HTTPHeaders
 from botocore.credentials import Credentials
@@ -190,6 +190,81 @@ class Verifier:
                       params["X-Amz-Signature"], credential)
         return AuthResult(credential.access_key, presigned=True)
 
+    # -- browser-based uploads (POST Object) -------------------------------
+
+    def verify_post_policy(self, fields):
+        """Authenticate a POST Object form (S3 API reference
+        "Authenticating Requests: Browser-Based Uploads Using POST (AWS
+        Signature Version 4)"): x-amz-signature must be the hex
+        HMAC-SHA256 of the base64 `policy` text, keyed with the SigV4
+        signing key of the x-amz-credential scope (date/region/s3).
+        `fields` maps lower-case field names to values; all five
+        fields are present (the caller checked).  Returns the access key.
+        """
+        algorithm = fields["x-amz-algorithm"]
+        if algorithm != ALGORITHM:
+            raise S3Error("InvalidArgument", "Only AWS4-HMAC-SHA256 is "
+                          "supported", ArgumentName="x-amz-algorithm",
+                          ArgumentValue=algorithm)
+        scope = fields["x-amz-credential"]
+        credential, date = self._post_credential(scope)
+        if not _valid_timestamp(fields["x-amz-date"]):
+            raise S3Error("InvalidArgument", "X-Amz-Date must be in the "
+                          "ISO8601 Long Format \"yyyyMMdd'T'HHmmss'Z'\"",
+                          ArgumentName="x-amz-date",
+                          ArgumentValue=fields["x-amz-date"])
+        check_token(fields.get("x-amz-security-token"), credential)
+        policy, provided = fields["policy"], fields["x-amz-signature"]
+        signer = S3SigV4PostAuth(self._botocore_credentials(credential),
+                                 "s3", self.region)
+        # Only the date of the timestamp enters the signing key.
+        request = AWSRequest(method="POST", url="http://signed-host/")
+        request.context["timestamp"] = date + "T000000Z"
+        expected = signer.signature(policy, request)
+        if not hmac.compare_digest(expected, provided.lower()):
+            raise S3Error(
+                "SignatureDoesNotMatch",
+                "The request signature we calculated does not match the "
+                "signature you provided. Check your key and signing method.",
+                AWSAccessKeyId=credential.access_key,
+                StringToSign=policy,
+                SignatureProvided=provided,
+                StringToSignBytes=" ".join(
+                    "%02x" % b for b in policy.encode("utf-8")))
+        return credential.access_key
+
+    def _post_credential(self, scope):
+        """(Credential, YYYYMMDD) of a form's x-amz-credential; S3 answers
+        InvalidArgument naming the field for a bad scope."""
+        def invalid(message):
+            return S3Error("InvalidArgument", message,
+                           ArgumentName="x-amz-credential",
+                           ArgumentValue=scope)
+        parts = scope.split("/")
+        if len(parts) != 5 or not re.fullmatch(r"\d{8}", parts[1]):
+            raise invalid("the Credential is mal-formed; expecting "
+                          "\"<YOUR-AKID>/YYYYMMDD/REGION/SERVICE/"
+                          "aws4_request\".")
+        access_key, date, region, service, terminator = parts
+        credential = self.credentials.get(access_key)
+        if credential is None:
+            raise S3Error(
+                "InvalidAccessKeyId",
+                "The AWS Access Key Id you provided does not exist in our "
+                "records.",
+                AWSAccessKeyId=access_key,
+            )
+        if region != self.region:
+            raise invalid(f"the region '{region}' is wrong; expecting "
+                          f"'{self.region}'")
+        if service != "s3":
+            raise invalid(f"incorrect service \"{service}\". This endpoint "
+                          "belongs to \"s3\".")
+        if terminator != "aws4_request":
+            raise invalid(f"incorrect terminal \"{terminator}\". This "
+                          "endpoint uses \"aws4_request\".")
+        return credential, date
+
     # -- shared checks -----------------------------------------------------
 
     def _credential_for(self, scope, presigned):
@@ -328,8 +403,13 @@ def _presign_expiry(text):
 
 
 def _check_token(request, credential):
-    supplied = request.header("x-amz-security-token",
-                              request.param("X-Amz-Security-Token"))
+    check_token(request.header("x-amz-security-token",
+                               request.param("X-Amz-Security-Token")),
+                credential)
+
+
+def check_token(supplied, credential):
+    """The session token sent (header, query or form field) or None."""
     if credential.token is None and supplied is None:
         return
     if supplied is None:
@@ -368,7 +448,7 @@ def check_payload(request, body, presigned):
         _check_sha256(declared, body)
     md5 = request.header("content-md5")
     if md5 is not None:
-        _check_md5(md5, body)
+        check_md5(md5, body)
 
 
 def _check_sha256(declared, body):
@@ -399,7 +479,8 @@ def _check_sha256(declared, body):
         )
 
 
-def _check_md5(declared, body):
+def check_md5(declared, body):
+    """Content-MD5 (header or POST form field) against the body."""
     try:
         digest = base64.b64decode(declared, validate=True)
     except (binascii.Error, ValueError):
