@@ -1660,6 +1660,603 @@ class StandardHeaderTests(FixtureTestCase):
             "ContentType"], "text/x-second")
 
 
+# -- browser-based uploads (POST Object) ---------------------------------
+
+
+def multipart_body(fields, file=b"", filename="upload.txt", after_file=()):
+    """A multipart/form-data body as a browser builds it: the fields in
+    order, then the file part (none if file is None), then parts that S3
+    must ignore because they follow the file."""
+    boundary = "----FixtureFormBoundary" + os.urandom(8).hex()
+    chunks = []
+
+    def part(name, value, file_name=None):
+        head = f'--{boundary}\r\nContent-Disposition: form-data; ' \
+            f'name="{name}"'
+        if file_name is not None:
+            head += f'; filename="{file_name}"\r\n' \
+                "Content-Type: application/octet-stream"
+        data = value if isinstance(value, bytes) else value.encode()
+        chunks.append(head.encode() + b"\r\n\r\n" + data + b"\r\n")
+    for name, value in (fields.items() if isinstance(fields, dict)
+                        else fields):
+        part(name, value)
+    if file is not None:
+        part("file", file, filename)
+    for name, value in after_file:
+        part(name, value)
+    chunks.append(f"--{boundary}--\r\n".encode())
+    return f"multipart/form-data; boundary={boundary}", b"".join(chunks)
+
+
+def post_form(fields, file=b"data", bucket=BUCKET, filename="upload.txt",
+              after_file=(), headers=None):
+    """POST a form to /bucket with http.client: (status, headers, body)."""
+    content_type, body = multipart_body(fields, file, filename, after_file)
+    return http_call("POST", f"/{bucket}", body,
+                     {"Content-Type": content_type, **(headers or {})})
+
+
+def error_fields(xml_body):
+    """The children of an <Error> document, by tag."""
+    root = ElementTree.fromstring(xml_body)
+    return {child.tag: child.text or "" for child in root}
+
+
+def sign_policy(policy, key, credentials=(ACCESS_KEY, SECRET_KEY),
+                when=None):
+    """Form fields for a policy written by hand (a dict, or text that need
+    not be JSON), signed with botocore's SigV4 POST signer."""
+    when = when or datetime.datetime.utcnow()
+    stamp = when.strftime("%Y%m%dT%H%M%SZ")
+    scope = f"{credentials[0]}/{stamp[:8]}/us-east-1/s3/aws4_request"
+    text = policy if isinstance(policy, str) else json.dumps(policy)
+    encoded = base64.b64encode(text.encode()).decode()
+    signer = botocore.auth.S3SigV4PostAuth(Credentials(*credentials), "s3",
+                                           "us-east-1")
+    request = AWSRequest(method="POST", url=endpoint())
+    request.context["timestamp"] = stamp
+    return {"key": key, "x-amz-algorithm": "AWS4-HMAC-SHA256",
+            "x-amz-credential": scope, "x-amz-date": stamp,
+            "policy": encoded,
+            "x-amz-signature": signer.signature(encoded, request)}
+
+
+def auth_conditions(fields, bucket=BUCKET):
+    """The conditions every policy needs for its own fields."""
+    return [{"bucket": bucket}] + [
+        {name: fields[name]} for name in
+        ("key", "x-amz-algorithm", "x-amz-credential", "x-amz-date")]
+
+
+class PostObjectTests(FixtureTestCase):
+    """POST Object as the S3 API reference documents it, with the policies
+    botocore's generate_presigned_post writes."""
+
+    def presign(self, key, fields=None, conditions=None, s3=None, **kwargs):
+        return (s3 or self.s3).generate_presigned_post(
+            BUCKET if "Bucket" not in kwargs else kwargs.pop("Bucket"), key,
+            Fields=fields, Conditions=conditions, **kwargs)
+
+    def refused(self, response, status, code, message=None):
+        got_status, _, body = response
+        fields = error_fields(body)
+        self.assertEqual((got_status, fields["Code"]), (status, code), body)
+        if message is not None:
+            self.assertEqual(fields["Message"], message)
+        return fields
+
+    def absent(self, key, bucket=BUCKET):
+        self.assertEqual(error_of(lambda: self.s3.head_object(
+            Bucket=bucket, Key=key))[0], 404)
+
+    def test_upload_with_filename_metadata_and_201(self):
+        post = self.presign(
+            "post/${filename}",
+            {"Content-Type": "text/plain", "success_action_status": "201",
+             "x-amz-meta-owner": "browser"},
+            [["content-length-range", 1, 64],
+             ["starts-with", "$Content-Type", "text/"],
+             {"success_action_status": "201"},
+             ["starts-with", "$x-amz-meta-owner", ""]])
+        self.assertEqual(post["url"], f"{endpoint()}/{BUCKET}")
+        # What an old browser sends for a file: a Windows path.
+        content_type, body = multipart_body(
+            post["fields"], b"hello, form", "C:\\Users\\me\\report.txt")
+        request = urllib.request.Request(post["url"], data=body, method="POST",
+                                         headers={"Content-Type":
+                                                  content_type})
+        with urllib.request.urlopen(request) as response:
+            status, document = response.status, response.read()
+            location = response.headers["Location"]
+        etag = '"%s"' % hashlib.md5(b"hello, form").hexdigest()
+        self.assertEqual(status, 201)
+        result = ElementTree.fromstring(document)
+        self.assertEqual(result.tag, "PostResponse")
+        self.assertEqual({c.tag: c.text for c in result}, {
+            "Location": f"{endpoint()}/{BUCKET}/post/report.txt",
+            "Bucket": BUCKET, "Key": "post/report.txt", "ETag": etag})
+        self.assertEqual(location, f"{endpoint()}/{BUCKET}/post/report.txt")
+        got = self.s3.get_object(Bucket=BUCKET, Key="post/report.txt")
+        self.assertEqual((got["Body"].read(), got["ContentType"],
+                          got["Metadata"], got["ETag"]),
+                         (b"hello, form", "text/plain",
+                          {"owner": "browser"}, etag))
+
+    def test_success_status_and_redirect(self):
+        post = self.presign("post/status")
+        status, headers, body = post_form(post["fields"])
+        self.assertEqual((status, body), (204, b""))
+        self.assertEqual(headers["ETag"], '"%s"' % hashlib.md5(
+            b"data").hexdigest())
+        post = self.presign("post/status", {"success_action_status": "200"},
+                            [{"success_action_status": "200"}])
+        status, _, body = post_form(post["fields"])
+        self.assertEqual((status, body), (200, b""))
+        post = self.presign(
+            "post/redirect",
+            {"success_action_redirect": "https://app.example/done?step=2"},
+            [["starts-with", "$success_action_redirect",
+              "https://app.example/"]])
+        status, headers, _ = post_form(post["fields"], b"moved")
+        self.assertEqual(status, 303)
+        target = urllib.parse.urlsplit(headers["Location"])
+        self.assertEqual(target.netloc, "app.example")
+        self.assertEqual(urllib.parse.parse_qs(target.query), {
+            "step": ["2"], "bucket": [BUCKET], "key": ["post/redirect"],
+            "etag": ['"%s"' % hashlib.md5(b"moved").hexdigest()]})
+        self.assertEqual(self.s3.get_object(Bucket=BUCKET, Key="post/redirect")
+                         ["Body"].read(), b"moved")
+
+    def test_key_and_content_type_conditions(self):
+        exact = self.presign("post/exact", {"Content-Type": "image/png"},
+                             [["eq", "$Content-Type", "image/png"]])
+        self.refused(post_form(dict(exact["fields"], key="post/other")),
+                     403, "AccessDenied", "Invalid according to Policy: "
+                     'Policy Condition failed: ["eq", "$key", "post/exact"]')
+        self.refused(post_form(dict(exact["fields"],
+                                    **{"Content-Type": "image/gif"})),
+                     403, "AccessDenied", "Invalid according to Policy: "
+                     "Policy Condition failed: "
+                     '["eq", "$Content-Type", "image/png"]')
+        self.absent("post/other")
+        self.absent("post/exact")
+        self.assertEqual(post_form(exact["fields"], b"\x89PNG")[0], 204)
+        self.assertEqual(self.s3.head_object(Bucket=BUCKET, Key="post/exact")
+                         ["ContentType"], "image/png")
+        prefixed = self.presign("post/img/${filename}",
+                                {"Content-Type": "image/jpeg"},
+                                [["starts-with", "$Content-Type", "image/"]])
+        self.refused(post_form(dict(prefixed["fields"],
+                                    key="elsewhere/${filename}")),
+                     403, "AccessDenied", "Invalid according to Policy: "
+                     'Policy Condition failed: ["starts-with", "$key", '
+                     '"post/img/"]')
+        self.refused(post_form(dict(prefixed["fields"],
+                                    **{"Content-Type": "text/html"})),
+                     403, "AccessDenied")
+        self.assertEqual(post_form(prefixed["fields"], b"jpeg",
+                                   filename="cat.jpg")[0], 204)
+        self.assertEqual(self.s3.head_object(
+            Bucket=BUCKET, Key="post/img/cat.jpg")["ContentType"],
+            "image/jpeg")
+        # A policy that names the bucket as another one.
+        other = self.presign("post/b", Bucket=OTHER_BUCKET)
+        self.refused(post_form(other["fields"]), 403, "AccessDenied",
+                     "Invalid according to Policy: Policy Condition failed: "
+                     f'["eq", "$bucket", "{OTHER_BUCKET}"]')
+
+    def test_content_length_range(self):
+        post = self.presign("post/sized", conditions=[
+            ["content-length-range", 2, 5]])
+        fields = self.refused(post_form(post["fields"], b"123456"), 400,
+                              "EntityTooLarge")
+        self.assertEqual((fields["ProposedSize"], fields["MaxSizeAllowed"]),
+                         ("6", "5"))
+        fields = self.refused(post_form(post["fields"], b"1"), 400,
+                              "EntityTooSmall")
+        self.assertEqual((fields["ProposedSize"], fields["MinSizeAllowed"]),
+                         ("1", "2"))
+        self.absent("post/sized")
+        self.assertEqual(post_form(post["fields"], b"12345")[0], 204)
+
+    def test_signature_and_expiry_refusals(self):
+        post = self.presign("post/auth", conditions=[
+            ["content-length-range", 0, 10]])
+        fields = post["fields"]
+        self.refused(post_form(self.presign("post/auth", ExpiresIn=-60)
+                               ["fields"]), 403, "AccessDenied",
+                     "Invalid according to Policy: Policy expired.")
+        past = {"expiration": "2007-12-01T12:00:00.000Z", "conditions": []}
+        signed = sign_policy(past, "post/auth")
+        past["conditions"] = auth_conditions(signed)
+        self.refused(post_form(sign_policy(past, "post/auth")), 403,
+                     "AccessDenied",
+                     "Invalid according to Policy: Policy expired.")
+        # Loosen the size limit without signing again.
+        policy = json.loads(base64.b64decode(fields["policy"]))
+        policy["conditions"][0] = ["content-length-range", 0, 1000]
+        tampered = dict(fields, policy=base64.b64encode(
+            json.dumps(policy).encode()).decode())
+        self.refused(post_form(tampered, b"x" * 100), 403,
+                     "SignatureDoesNotMatch")
+        signature = fields["x-amz-signature"]
+        wrong = dict(fields, **{"x-amz-signature": signature[:-1] + (
+            "0" if signature[-1] != "0" else "1")})
+        refusal = self.refused(post_form(wrong), 403, "SignatureDoesNotMatch")
+        self.assertEqual(refusal["StringToSign"], fields["policy"])
+        bad_secret = self.presign("post/auth", s3=client(
+            secret_key="not-the-secret"))
+        self.refused(post_form(bad_secret["fields"]), 403,
+                     "SignatureDoesNotMatch")
+        nobody = self.presign("post/auth", s3=client("nobody", "x"))
+        self.refused(post_form(nobody["fields"]), 403, "InvalidAccessKeyId")
+        self.absent("post/auth")
+        self.assertEqual(post_form(fields)[0], 204)
+
+    def test_form_refusals(self):
+        post = self.presign("post/form")
+        fields = post["fields"]
+        self.refused(post_form(dict(fields, **{"x-amz-meta-extra": "1"})),
+                     403, "AccessDenied", "Invalid according to Policy: "
+                     "Extra input fields: x-amz-meta-extra")
+        refusal = self.refused(post_form(fields, file=None), 400,
+                               "InvalidArgument",
+                               "POST requires exactly one file upload per "
+                               "request.")
+        self.assertEqual(refusal["ArgumentName"], "file")
+        for missing in ("key", "x-amz-signature", "policy"):
+            partial = {k: v for k, v in fields.items() if k != missing}
+            refusal = self.refused(post_form(partial), 400, "InvalidArgument")
+            self.assertEqual(refusal["ArgumentName"], missing)
+        self.refused(post_form({"key": "post/form"}), 403, "AccessDenied",
+                     "Access Denied")
+        nameless = self.presign("post/${filename}")
+        self.refused(post_form(dict(nameless["fields"], key="${filename}"),
+                               filename=""), 400, "InvalidArgument",
+                     "User key must have a length greater than 0.")
+        self.refused(post_form(dict(fields, acl="public-read")), 403,
+                     "AccessDenied")  # no condition names acl
+        self.absent("post/form")
+        # Fields after the file are ignored, x-ignore-* need no condition,
+        # field names are case-insensitive.
+        renamed = {(k.upper() if k.startswith("x-amz") else k): v
+                   for k, v in fields.items()}
+        self.assertEqual(post_form(dict(renamed, **{"x-ignore-me": "1"}),
+                                   after_file=[("x-amz-meta-late", "1")])[0],
+                         204)
+        self.assertEqual(self.s3.head_object(Bucket=BUCKET, Key="post/form")
+                         ["Metadata"], {})
+        status, _, body = http_call("POST", f"/{BUCKET}", b"key=a&file=b",
+                                    {"Content-Type": "application/"
+                                     "x-www-form-urlencoded"})
+        self.assertEqual((status, error_code(body)), (412,
+                                                      "PreconditionFailed"))
+        status, _, body = http_call("POST", f"/{BUCKET}", b"--nope\r\n",
+                                    {"Content-Type": "multipart/form-data; "
+                                     "boundary=other"})
+        self.assertEqual((status, error_code(body)), (400,
+                                                      "MalformedPOSTRequest"))
+        big = self.presign("post/big", {"x-amz-meta-big": "b" * 21000},
+                           [["starts-with", "$x-amz-meta-big", ""]])
+        self.refused(post_form(big["fields"]), 400,
+                     "MaxPostPreDataLengthExceeded")
+
+    def test_malformed_policies(self):
+        now = datetime.datetime.utcnow()
+        later = (now + datetime.timedelta(hours=1)).strftime(
+            "%Y-%m-%dT%H:%M:%S.000Z")
+        for policy in ("not json", {"conditions": []},
+                       {"expiration": "tomorrow", "conditions": []},
+                       {"expiration": later},
+                       {"expiration": later, "conditions": {"a": "b"}},
+                       {"expiration": later, "conditions": [
+                           ["matches", "$key", "a"]]},
+                       {"expiration": later, "conditions": [
+                           {"key": "post/x", "acl": "private"}]}):
+            with self.subTest(policy=policy):
+                self.refused(post_form(sign_policy(policy, "post/x")), 400,
+                             "InvalidPolicyDocument")
+        fields = sign_policy({}, "post/x")
+        fields["policy"] = "%%%"
+        self.refused(post_form(fields), 403, "SignatureDoesNotMatch")
+        # A policy written by hand, with S3's \\$ escape, is accepted.
+        signed = sign_policy({}, "post/$hand")
+        conditions = auth_conditions(signed)
+        conditions[1] = ["eq", "$key", "post/\\$hand"]
+        text = json.dumps({"expiration": later, "conditions": conditions})
+        text = text.replace("\\\\$", "\\$")
+        self.assertEqual(post_form(sign_policy(text, "post/$hand"))[0], 204)
+        self.absent("post/x")
+
+    def test_checksum_sha256(self):
+        data = b"checked bytes"
+        digest = base64.b64encode(hashlib.sha256(data).digest()).decode()
+        post = self.presign("post/sum", {"x-amz-checksum-sha256": digest},
+                            [{"x-amz-checksum-sha256": digest}])
+        wrong = base64.b64encode(hashlib.sha256(b"x").digest()).decode()
+        self.refused(post_form(dict(post["fields"], **{
+            "x-amz-checksum-sha256": wrong})), 403, "AccessDenied")
+        self.refused(post_form(post["fields"], b"other bytes"), 400,
+                     "BadDigest", "The SHA256 you specified did not match "
+                     "the calculated checksum.")
+        self.absent("post/sum")
+        status, headers, _ = post_form(post["fields"], data)
+        self.assertEqual((status, headers["x-amz-checksum-sha256"]),
+                         (204, digest))
+        head = self.s3.head_object(Bucket=BUCKET, Key="post/sum",
+                                   ChecksumMode="ENABLED")
+        self.assertEqual(head["ChecksumSHA256"], digest)
+        self.assertNotIn("ChecksumSHA256", self.s3.head_object(
+            Bucket=BUCKET, Key="post/sum"))
+        # botocore validates the body against the checksum it is sent.
+        got = self.s3.get_object(Bucket=BUCKET, Key="post/sum",
+                                 ChecksumMode="ENABLED")
+        self.assertEqual((got["Body"].read(), got["ChecksumSHA256"]),
+                         (data, digest))
+        ranged = self.s3.get_object(Bucket=BUCKET, Key="post/sum",
+                                    ChecksumMode="ENABLED", Range="bytes=0-2")
+        self.assertNotIn("ChecksumSHA256", ranged)
+        # PutObject takes x-amz-checksum-sha256 too; a copy keeps it.
+        put = self.s3.put_object(Bucket=BUCKET, Key="post/sum-put", Body=data,
+                                 ChecksumAlgorithm="SHA256")
+        self.assertEqual(put["ChecksumSHA256"], digest)
+        self.assertEqual(error_of(lambda: self.s3.put_object(
+            Bucket=BUCKET, Key="post/sum-put", Body=b"y",
+            ChecksumSHA256=digest)), (400, "BadDigest"))
+        self.assertEqual(error_of(lambda: self.s3.put_object(
+            Bucket=BUCKET, Key="post/sum-put", Body=b"y",
+            ChecksumAlgorithm="CRC32")), (501, "NotImplemented"))
+        self.s3.copy_object(Bucket=BUCKET, Key="post/sum-copy",
+                            CopySource={"Bucket": BUCKET, "Key": "post/sum"})
+        self.assertEqual(self.s3.head_object(
+            Bucket=BUCKET, Key="post/sum-copy",
+            ChecksumMode="ENABLED")["ChecksumSHA256"], digest)
+
+    def test_session_token(self):
+        temporary = client(TEMP_KEY, TEMP_SECRET, token=TOKEN)
+        post = self.presign("post/token", s3=temporary)
+        self.assertEqual(post["fields"]["x-amz-security-token"], TOKEN)
+        without = {k: v for k, v in post["fields"].items()
+                   if k != "x-amz-security-token"}
+        self.refused(post_form(without), 400, "MissingSecurityHeader")
+        self.refused(post_form(dict(post["fields"], **{
+            "x-amz-security-token": "wrong"})), 400, "InvalidToken")
+        self.absent("post/token")
+        self.assertEqual(post_form(post["fields"], b"temp")[0], 204)
+        self.assertEqual(self.s3.get_object(Bucket=BUCKET, Key="post/token")
+                         ["Body"].read(), b"temp")
+
+    def test_upload_is_an_ordinary_write(self):
+        """Versions, SSE, tags, storage class and ACLs as PutObject."""
+        enable_versioning(self.s3, VERSIONED)
+        tagging = ("<Tagging><TagSet><Tag><Key>origin</Key><Value>form"
+                   "</Value></Tag></TagSet></Tagging>")
+        extra = {"x-amz-server-side-encryption": "aws:kms",
+                 "x-amz-storage-class": "STANDARD_IA", "tagging": tagging,
+                 "acl": "private"}
+        post = self.presign("post/versioned", extra,
+                            [{k: v} for k, v in extra.items()],
+                            Bucket=VERSIONED)
+        first_status, first, _ = post_form(post["fields"], b"one",
+                                           bucket=VERSIONED)
+        second_status, second, _ = post_form(post["fields"], b"two",
+                                             bucket=VERSIONED)
+        self.assertEqual((first_status, second_status), (204, 204))
+        self.assertEqual(first["x-amz-server-side-encryption"], "aws:kms")
+        self.assertEqual(versions_of(VERSIONED, "post/versioned"), [
+            (second["x-amz-version-id"], False, True),
+            (first["x-amz-version-id"], False, False)])
+        old = self.s3.get_object(Bucket=VERSIONED, Key="post/versioned",
+                                 VersionId=first["x-amz-version-id"])
+        self.assertEqual((old["Body"].read(), old["ServerSideEncryption"],
+                          old["StorageClass"], old["TagCount"]),
+                         (b"one", "aws:kms", "STANDARD_IA", 1))
+        self.assertEqual(self.s3.get_object_tagging(
+            Bucket=VERSIONED, Key="post/versioned")["TagSet"],
+            [{"Key": "origin", "Value": "form"}])
+        public = self.presign("post/acl", {"acl": "public-read"},
+                              [{"acl": "public-read"}])
+        self.refused(post_form(public["fields"]), 400,
+                     "AccessControlListNotSupported")
+        bad_class = self.presign("post/acl", {"x-amz-storage-class": "COLD"},
+                                 [{"x-amz-storage-class": "COLD"}])
+        self.refused(post_form(bad_class["fields"]), 400,
+                     "InvalidStorageClass")
+        self.absent("post/acl")
+        stats = control("GET", "stats")[1]
+        self.assertGreaterEqual(stats["operations"]["PostObject"], 2)
+
+
+# -- CORS ------------------------------------------------------------------
+
+
+CORS_RULES = [
+    {"ID": "app", "AllowedOrigins": ["http://app.example",
+                                     "https://*.example.org"],
+     "AllowedMethods": ["PUT", "POST", "GET"],
+     "AllowedHeaders": ["x-amz-*", "Content-Type"],
+     "ExposeHeaders": ["ETag", "x-amz-version-id"], "MaxAgeSeconds": 600},
+    {"AllowedOrigins": ["*"], "AllowedMethods": ["GET", "HEAD"]},
+]
+
+
+def preflight(path, origin=None, method=None, headers=None):
+    """An unsigned OPTIONS request, as a browser sends it."""
+    sent = {}
+    if origin is not None:
+        sent["Origin"] = origin
+    if method is not None:
+        sent["Access-Control-Request-Method"] = method
+    if headers is not None:
+        sent["Access-Control-Request-Headers"] = headers
+    return http_call("OPTIONS", path, b"", sent)
+
+
+def cors_of(headers):
+    return {k: v for k, v in headers.items()
+            if k.lower().startswith("access-control-") or k == "Vary"}
+
+
+class CorsTests(FixtureTestCase):
+    VARY = "Origin, Access-Control-Request-Headers, Access-Control-Request-" \
+        "Method"
+
+    def setUp(self):
+        super().setUp()
+        self.s3.put_bucket_cors(Bucket=OTHER_BUCKET,
+                                CORSConfiguration={"CORSRules": CORS_RULES})
+
+    def tearDown(self):
+        self.s3.delete_bucket_cors(Bucket=OTHER_BUCKET)
+        super().tearDown()
+
+    def test_configuration(self):
+        self.assertEqual(self.s3.get_bucket_cors(Bucket=OTHER_BUCKET)
+                         ["CORSRules"], CORS_RULES)
+        failure = failure_of(lambda: self.s3.get_bucket_cors(Bucket=BUCKET))
+        self.assertEqual((failure.status, failure.code),
+                         (404, "NoSuchCORSConfiguration"))
+        document = (b"<CORSConfiguration><CORSRule><AllowedOrigin>*"
+                    b"</AllowedOrigin><AllowedMethod>GET</AllowedMethod>"
+                    b"</CORSRule></CORSConfiguration>")
+        status, _, body = raw_request("PUT", f"/{BUCKET}?cors", document)
+        self.assertEqual((status, error_code(body)), (400, "InvalidRequest"))
+        md5 = base64.b64encode(hashlib.md5(document).digest()).decode()
+        status, _, _ = raw_request("PUT", f"/{BUCKET}?cors", document,
+                                   {"Content-MD5": md5})
+        self.assertEqual(status, 200)
+        self.assertEqual(self.s3.get_bucket_cors(Bucket=BUCKET)["CORSRules"],
+                         [{"AllowedMethods": ["GET"],
+                           "AllowedOrigins": ["*"]}])
+        self.s3.delete_bucket_cors(Bucket=BUCKET)
+        self.assertEqual(error_of(lambda: self.s3.get_bucket_cors(
+            Bucket=BUCKET)), (404, "NoSuchCORSConfiguration"))
+        for rule, code in (
+                ({"AllowedOrigins": ["*"], "AllowedMethods": ["PATCH"]},
+                 "InvalidRequest"),
+                ({"AllowedOrigins": ["http://*.*.example"],
+                  "AllowedMethods": ["GET"]}, "InvalidRequest"),
+                ({"AllowedOrigins": ["*"], "AllowedMethods": ["GET"],
+                  "AllowedHeaders": ["x-*-*"]}, "InvalidRequest"),
+                ({"AllowedOrigins": [], "AllowedMethods": ["GET"]},
+                 "MalformedXML")):
+            with self.subTest(rule=rule):
+                self.assertEqual(error_of(lambda: self.s3.put_bucket_cors(
+                    Bucket=BUCKET, CORSConfiguration={"CORSRules": [rule]})),
+                    (400, code))
+        self.assertEqual(error_of(lambda: self.s3.get_bucket_cors(
+            Bucket=BUCKET)), (404, "NoSuchCORSConfiguration"))
+
+    def test_preflight_allowed(self):
+        status, headers, body = preflight(
+            f"/{OTHER_BUCKET}/some/key", "http://app.example", "PUT",
+            "Content-Type, X-Amz-Date,x-amz-content-sha256")
+        self.assertEqual((status, body), (200, b""))
+        self.assertEqual(cors_of(headers), {
+            "Access-Control-Allow-Origin": "http://app.example",
+            "Access-Control-Allow-Methods": "PUT, POST, GET",
+            "Access-Control-Allow-Headers":
+                "content-type, x-amz-date, x-amz-content-sha256",
+            "Access-Control-Expose-Headers": "ETag, x-amz-version-id",
+            "Access-Control-Max-Age": "600",
+            "Access-Control-Allow-Credentials": "true",
+            "Vary": self.VARY})
+        # One wildcard in an origin; OPTIONS on the bucket is the
+        # preflight of a browser's POST upload.
+        status, headers, _ = preflight(f"/{OTHER_BUCKET}",
+                                       "https://files.example.org", "POST")
+        self.assertEqual(status, 200)
+        self.assertEqual(headers["Access-Control-Allow-Origin"],
+                         "https://files.example.org")
+        self.assertNotIn("Access-Control-Allow-Headers", headers)
+        # The first rule that matches wins: any origin may GET, but
+        # without credentials.
+        status, headers, _ = preflight(f"/{OTHER_BUCKET}/k",
+                                       "http://elsewhere.test", "GET")
+        self.assertEqual(status, 200)
+        self.assertEqual(cors_of(headers), {
+            "Access-Control-Allow-Origin": "*",
+            "Access-Control-Allow-Methods": "GET, HEAD", "Vary": self.VARY})
+
+    def test_preflight_refused(self):
+        path = f"/{OTHER_BUCKET}/some/key"
+        for origin, method, headers in (
+                ("http://elsewhere.test", "PUT", None),
+                ("http://app.example", "DELETE", None),
+                ("http://app.example", "PUT", "x-amz-date, authorization"),
+                ("https://example.org", "PUT", None),
+                ("http://app.example:8080", "PUT", None)):
+            with self.subTest(origin=origin, method=method):
+                status, sent, body = preflight(path, origin, method, headers)
+                fields = error_fields(body)
+                self.assertEqual((status, fields["Code"]),
+                                 (403, "AccessForbidden"))
+                self.assertTrue(fields["Message"].startswith(
+                    "CORSResponse: This CORS request is not allowed."))
+                self.assertEqual((fields["Method"], fields["ResourceType"]),
+                                 (method, "OBJECT"))
+                self.assertEqual(cors_of(sent), {})
+        status, _, body = preflight(path, method="GET")
+        self.assertEqual((status, error_fields(body)["Message"]), (
+            400, "Insufficient information. Origin request header needed."))
+        status, _, body = preflight(path, "http://app.example")
+        self.assertEqual((status, error_fields(body)["Message"]), (
+            400, "Invalid Access-Control-Request-Method: null"))
+        status, _, body = preflight(f"/{BUCKET}/k", "http://app.example",
+                                    "GET")
+        fields = error_fields(body)
+        self.assertEqual((status, fields["Code"], fields["Message"]), (
+            403, "AccessForbidden",
+            "CORSResponse: CORS is not enabled for this bucket."))
+
+    def test_actual_requests_get_cors_headers(self):
+        origin = {"Origin": "https://www.example.org"}
+        status, headers, _ = raw_request("PUT", f"/{OTHER_BUCKET}/cors/k",
+                                         b"body", origin)
+        self.assertEqual(status, 200)
+        self.assertEqual(cors_of(headers), {
+            "Access-Control-Allow-Origin": "https://www.example.org",
+            "Access-Control-Allow-Methods": "PUT, POST, GET",
+            "Access-Control-Expose-Headers": "ETag, x-amz-version-id",
+            "Access-Control-Max-Age": "600",
+            "Access-Control-Allow-Credentials": "true", "Vary": self.VARY})
+        status, headers, _ = raw_request("GET", f"/{OTHER_BUCKET}/cors/k",
+                                         headers={"Origin": "http://x.test"})
+        self.assertEqual((status, headers["Access-Control-Allow-Origin"]),
+                         (200, "*"))
+        # Error answers carry them too; a method no rule allows does not.
+        status, headers, body = raw_request(
+            "GET", f"/{OTHER_BUCKET}/cors/missing", headers=origin)
+        self.assertEqual((status, error_code(body)), (404, "NoSuchKey"))
+        self.assertEqual(headers["Access-Control-Allow-Origin"],
+                         "https://www.example.org")
+        status, headers, _ = raw_request("DELETE", f"/{OTHER_BUCKET}/cors/k",
+                                         headers=origin)
+        self.assertEqual((status, cors_of(headers)), (204, {}))
+        for path, sent in ((f"/{OTHER_BUCKET}/cors/k", {}),
+                           (f"/{BUCKET}/sig/ok", origin)):
+            status, headers, _ = raw_request("GET", path, headers=sent)
+            self.assertEqual(cors_of(headers), {})
+        # The browser upload itself.
+        post = self.s3.generate_presigned_post(OTHER_BUCKET, "cors/posted")
+        status, headers, _ = post_form(post["fields"], bucket=OTHER_BUCKET,
+                                       headers={"Origin":
+                                                "http://app.example"})
+        self.assertEqual((status, headers["Access-Control-Allow-Origin"]),
+                         (204, "http://app.example"))
+        self.assertEqual(headers["Access-Control-Expose-Headers"],
+                         "ETag, x-amz-version-id")
+        self.s3.delete_object(Bucket=OTHER_BUCKET, Key="cors/posted")
+
+    def test_preflight_needs_no_signature_but_a_bucket(self):
+        status, _, body = preflight("/no-such-bucket/k", "http://app.example",
+                                    "GET")
+        self.assertEqual((status, error_code(body)), (404, "NoSuchBucket"))
+        stats = control("GET", "stats")[1]
+        self.assertGreaterEqual(stats["operations"]["PreflightRequest"], 1)
+
+
 class FaultTests(FixtureTestCase):
     def stats(self):
         return control("GET", "stats")[1]
@@ -1901,9 +2498,21 @@ class RestartTests(unittest.TestCase):
         upload_id = s3.create_multipart_upload(
             Bucket=BUCKET, Key="restart/mp", StorageClass="GLACIER",
             ServerSideEncryption="AES256")["UploadId"]
+        rules = [{"AllowedOrigins": ["http://app.example"],
+                  "AllowedMethods": ["POST"], "MaxAgeSeconds": 5}]
+        s3.put_bucket_cors(Bucket=BUCKET,
+                           CORSConfiguration={"CORSRules": rules})
+        checksum = s3.put_object(Bucket=BUCKET, Key="restart/sum", Body=b"s",
+                                 ChecksumAlgorithm="SHA256")["ChecksumSHA256"]
         stop_fixture()
         start_fixture(restart=True)
         s3 = client()
+        self.assertEqual(s3.get_bucket_cors(Bucket=BUCKET)["CORSRules"],
+                         rules)
+        s3.delete_bucket_cors(Bucket=BUCKET)
+        self.assertEqual(s3.head_object(Bucket=BUCKET, Key="restart/sum",
+                                        ChecksumMode="ENABLED")
+                         ["ChecksumSHA256"], checksum)
         self.assertEqual(s3.get_bucket_versioning(Bucket=VERSIONED)["Status"],
                          "Enabled")
         self.assertEqual(versions_of(VERSIONED, "restart/k"), [
@@ -1974,7 +2583,8 @@ def main():
     for case in (SignatureTests, ConditionalWriteTests, MultipartTests,
                  KeyTests, ListingTests, VersioningTests, EncryptionTests,
                  TaggingTests, StorageClassTests, StandardHeaderTests,
-                 FaultTests, AwsCliTests, RestartTests, StopTests):
+                 PostObjectTests, CorsTests, FaultTests, AwsCliTests,
+                 RestartTests, StopTests):
         suite.addTests(loader.loadTestsFromTestCase(case))
     start_fixture()
     try:

@@ -741,7 +741,8 @@ def _reject_unsupported(req):
     if req.operation == "UploadPartCopy":
         raise not_implemented("UploadPartCopy")
     if req.method == "POST" and req.operation not in _POST_OPERATIONS:
-        raise not_implemented("This POST request (e.g. browser uploads)")
+        # Browser uploads (POST Object) go to /BUCKET, not to a key.
+        raise not_implemented("This POST request")
 
 
 def _sha256_checksum(req, lname, value):

@@ -1,9 +1,9 @@
 """The proxy's own state on disk, next to s3rver's files.
 
-What S3 keeps and s3rver cannot (bucket versioning, non-current versions
-and delete markers, per-version attributes, multipart upload attributes)
-lives in one directory per bucket, so it survives a proxy restart and goes
-away with DeleteBucket:
+What S3 keeps and s3rver cannot (bucket versioning and CORS rules,
+non-current versions and delete markers, per-version attributes,
+multipart upload attributes) lives in one directory per bucket, so it
+survives a proxy restart and goes away with DeleteBucket:
 
     DATA/BUCKET/._fixture/bucket.json          {"versioning": "Enabled"}
     DATA/BUCKET/._fixture/cors.json            CORS rules (cors.py)
