@@ -443,3 +443,29 @@ CREATE FUNCTION so_adopt(backend text, filename text, expected_size bigint DEFAU
 RETURNS stored_object AS 'MODULE_PATHNAME' LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION so_adopt(text, text, bigint, text) IS
     'Turns an uploaded object into a value inside the transaction: checked against the backend''s limits and the expected size and SHA-256 (a failing object is removed); removed again if the transaction aborts; needs the write privilege';
+
+-- Puts beyond one bytea: in pieces from SQL, or from a file of the server.
+CREATE FUNCTION so_upload_begin(backend text, filename text, content_type text DEFAULT NULL,
+                                metadata jsonb DEFAULT NULL, attributes jsonb DEFAULT NULL)
+RETURNS bigint AS 'MODULE_PATHNAME' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+CREATE FUNCTION so_upload_append(upload bigint, content bytea) RETURNS bigint
+    AS 'MODULE_PATHNAME' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+CREATE FUNCTION so_upload_finish(upload bigint) RETURNS stored_object
+    AS 'MODULE_PATHNAME' LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+CREATE FUNCTION so_upload_abort(upload bigint) RETURNS void
+    AS 'MODULE_PATHNAME' LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+COMMENT ON FUNCTION so_upload_begin(text, text, text, jsonb, jsonb) IS
+    'Starts a put whose content arrives in pieces (so_upload_append), within this transaction; returns its number; needs the write privilege';
+COMMENT ON FUNCTION so_upload_append(bigint, bytea) IS
+    'Appends a piece to an upload; returns the bytes so far; memory stays at one piece (S3: one part)';
+COMMENT ON FUNCTION so_upload_finish(bigint) IS
+    'Stores an upload create-only and returns its value; removed again if the transaction aborts';
+COMMENT ON FUNCTION so_upload_abort(bigint) IS 'Abandons an upload and removes what it wrote';
+
+CREATE FUNCTION so_put_file(backend text, filename text, path text, content_type text DEFAULT NULL,
+                            metadata jsonb DEFAULT NULL, attributes jsonb DEFAULT NULL)
+RETURNS stored_object AS 'MODULE_PATHNAME' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION so_put_file(text, text, text, text, jsonb, jsonb) IS
+    'Stores a file of the server''s file system, streamed (never held whole); for members of pg_read_server_files with the write privilege';
+REVOKE EXECUTE ON FUNCTION so_put_file(text, text, text, text, jsonb, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION so_put_file(text, text, text, text, jsonb, jsonb) TO pg_read_server_files;

@@ -143,6 +143,42 @@ SELECT so_size(so_adopt('up_local', 'abort.txt'));
 ROLLBACK;
 SELECT so_exists('{"backend":"up_local","filename":"abort.txt"}');
 
+-- Puts in pieces and from server files: what is refused (the 3 GiB runs
+-- are in tests/system/test_large_objects.py).
+BEGIN;
+SELECT so_upload_begin('up_local', 'pieces.txt') AS u \gset
+SELECT so_upload_append(:u, 'four');
+SELECT so_upload_append(:u, 'more');
+\echo :LAST_ERROR_SQLSTATE
+ROLLBACK;
+SELECT so_upload_append(:u, 'gone');
+\echo :LAST_ERROR_SQLSTATE
+SELECT so_upload_finish(12345);
+\echo :LAST_ERROR_SQLSTATE
+SELECT so_upload_begin('up_local', NULL);
+\echo :LAST_ERROR_SQLSTATE
+SELECT so_upload_begin('up_local', 'page.html', 'image/png');
+\echo :LAST_ERROR_SQLSTATE
+SELECT so_upload_begin('up_local', '../escape.txt');
+\echo :LAST_ERROR_SQLSTATE
+SELECT so_upload_begin('up_local', 'x.txt', attributes => '{"cache_control": "no-cache"}');
+\echo :LAST_ERROR_SQLSTATE
+BEGIN;
+SELECT so_upload_begin('up_local', 'in-pieces.txt') AS u \gset
+SELECT so_upload_append(:u, 'ab');
+SELECT so_upload_append(:u, 'cd');
+SELECT so_size(so_upload_finish(:u));
+COMMIT;
+SELECT convert_from(so_get('{"backend":"up_local","filename":"in-pieces.txt"}'), 'UTF8');
+SELECT so_put_file('up_local', 'f.txt', 'relative/file.txt');
+\echo :LAST_ERROR_SQLSTATE
+SET ROLE regress_so_uploader;
+SELECT so_upload_begin('up_s3', 'a.png');
+\echo :LAST_ERROR_SQLSTATE
+SELECT so_put_file('up_s3', 'a.png', '/etc/hostname');
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
+
 DROP TABLE up_docs;
 SELECT so_process_pending() IS NOT NULL AS processed;
 SELECT so_revoke('up_s3', 'read', 'regress_so_uploader');

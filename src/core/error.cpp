@@ -71,4 +71,6 @@ std::string quoted(std::string_view value) {
     return out;
 }
 
+std::string errno_text(int err) { return std::strerror(err); }
+
 }  // namespace so

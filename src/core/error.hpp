@@ -53,6 +53,9 @@ void message_text_into(char *out, size_t capacity, std::string_view text, size_t
 
 // Quotes a value for an error message the way PostgreSQL does: "value",
 // made safe by append_message_text (at most 200 bytes of it shown).
+// strerror(err), for messages (callable where PostgreSQL redefines strerror).
+std::string errno_text(int err);
+
 std::string quoted(std::string_view value);
 
 }  // namespace so

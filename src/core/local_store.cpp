@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "core/crypto.hpp"
+#include "core/file_reader.hpp"
 #include "core/error.hpp"
 #include "core/interrupts.hpp"
 #include "core/mime_types.hpp"
@@ -53,7 +54,7 @@ struct DirCloser {
 };
 using UniqueDir = std::unique_ptr<DIR, DirCloser>;
 
-// A failed system call inside write_new_file, unwound to its cleanup.
+// A failed system call inside NewFile, unwound to its cleanup.
 struct SystemError {
     int err;
 };
@@ -192,109 +193,149 @@ UniqueFd LocalStore::open_file(const std::string &key, const std::string &handle
     return fd;
 }
 
-// Writes request's content to a new file dir/name: temp file, fsync,
-// no-replace rename. Returns the object's metadata.
-ObjectMeta LocalStore::write_new_file(int dir, const std::string &name, const PutRequest &request,
-                                      ByteSource &source) const {
+void LocalStore::refuse_attributes(const PutRequest &request) const {
     if (request.attributes.has_settable())
         throw Error(ErrorKind::NotSupported,
                     "local backend " + quoted(backend_key_) + " keeps no object attributes", {},
                     "Headers, storage classes and tags are kept by object stores such as S3; a web server in "
                     "front of a local backend sets its own headers.");
-    std::string temp = std::string(kReservedPrefix) + "tmp-" + unique_suffix();
-    UniqueFd fd(::openat(dir, temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
-    if (!fd) fail("create a file for", request.key, errno);
+}
 
-    crypto::Digest md5(crypto::Digest::Algorithm::Md5), sha256(crypto::Digest::Algorithm::Sha256);
-    struct stat st;
-    try {
-        // Hash each piece as it is written: the content is read once.
-        for (std::string_view piece = source.next(kChunk); !piece.empty(); piece = source.next(kChunk)) {
-            md5.update(piece.data(), piece.size());
-            sha256.update(piece.data(), piece.size());
-            write_all(fd.get(), piece.data(), piece.size());
-        }
-        if (::fsync(fd.get()) != 0) throw SystemError{errno};
-        if (::fstat(fd.get(), &st) != 0) throw SystemError{errno};
-        if (::renameat2(dir, temp.c_str(), dir, name.c_str(), RENAME_NOREPLACE) != 0) {
-            if (errno != EINVAL) throw SystemError{errno};
-            // File systems without RENAME_NOREPLACE: link() fails on an existing name too.
-            if (::linkat(dir, temp.c_str(), dir, name.c_str(), 0) != 0) throw SystemError{errno};
-            ::unlinkat(dir, temp.c_str(), 0);
-        }
-    } catch (const SystemError &e) {
-        ::unlinkat(dir, temp.c_str(), 0);
-        if (e.err == EEXIST) {
-            struct stat existing;
-            if (::fstatat(dir, name.c_str(), &existing, AT_SYMLINK_NOFOLLOW) == 0) {
-                if (S_ISDIR(existing.st_mode)) fail("write", request.key, EISDIR);
-                if (S_ISLNK(existing.st_mode)) fail("write", request.key, ELOOP);
-            }
-            throw_already_exists(backend_key_, request.key);
-        }
-        fail("write", request.key, e.err);
-    } catch (...) {
-        ::unlinkat(dir, temp.c_str(), 0);
-        throw;
+// A new file written in pieces: a temporary file in the target directory,
+// hashed as it is written, published by a no-replace rename.
+class LocalStore::NewFile {
+public:
+    NewFile(const LocalStore &store, UniqueFd dir, std::string name, const PutRequest &request)
+        : store_(store), dir_(std::move(dir)), name_(std::move(name)), request_(request) {
+        store_.refuse_attributes(request_);
+        request_.data = nullptr;
+        temp_ = std::string(kReservedPrefix) + "tmp-" + unique_suffix();
+        fd_ = UniqueFd(::openat(dir_.get(), temp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+        if (!fd_) store_.fail("create a file for", request_.key, errno);
     }
-    if (::fsync(dir) != 0) fail("sync the directory of", request.key, errno);
+    ~NewFile() { discard(); }
 
-    ObjectMeta meta;
-    meta.backend = backend_key_;
-    meta.filename = request.key;
-    meta.content_type = request.content_type;
-    meta.size = static_cast<int64_t>(st.st_size);
-    meta.last_modified = mtime_seconds(st);
-    meta.etag = crypto::hex(md5.finish());
-    meta.checksum = crypto::hex(sha256.finish());
-    meta.metadata = request.metadata_json;
-    return meta;
+    void append(const char *data, size_t size) {
+        // Hash each piece as it is written: the content is read once.
+        md5_.update(data, size);
+        sha256_.update(data, size);
+        try {
+            write_all(fd_.get(), data, size);
+        } catch (const SystemError &e) {
+            discard();
+            store_.fail("write", request_.key, e.err);
+        }
+        size_ += size;
+    }
+    uint64_t size() const { return size_; }
+
+    // fsync, a rename that never replaces, fsync of the directory.
+    ObjectMeta publish() {
+        struct stat st;
+        const int dir = dir_.get();
+        try {
+            if (::fsync(fd_.get()) != 0) throw SystemError{errno};
+            if (::fstat(fd_.get(), &st) != 0) throw SystemError{errno};
+            if (::renameat2(dir, temp_.c_str(), dir, name_.c_str(), RENAME_NOREPLACE) != 0) {
+                if (errno != EINVAL) throw SystemError{errno};
+                // File systems without RENAME_NOREPLACE: link() fails on an existing name too.
+                if (::linkat(dir, temp_.c_str(), dir, name_.c_str(), 0) != 0) throw SystemError{errno};
+                ::unlinkat(dir, temp_.c_str(), 0);
+            }
+        } catch (const SystemError &e) {
+            discard();
+            if (e.err == EEXIST) {
+                struct stat existing;
+                if (::fstatat(dir, name_.c_str(), &existing, AT_SYMLINK_NOFOLLOW) == 0) {
+                    if (S_ISDIR(existing.st_mode)) store_.fail("write", request_.key, EISDIR);
+                    if (S_ISLNK(existing.st_mode)) store_.fail("write", request_.key, ELOOP);
+                }
+                throw_already_exists(store_.backend_key(), request_.key);
+            }
+            store_.fail("write", request_.key, e.err);
+        }
+        temp_.clear();  // published: nothing to discard
+        if (::fsync(dir) != 0) store_.fail("sync the directory of", request_.key, errno);
+
+        ObjectMeta meta;
+        meta.backend = store_.backend_key();
+        meta.filename = request_.key;
+        meta.content_type = request_.content_type;
+        meta.size = static_cast<int64_t>(st.st_size);
+        meta.last_modified = mtime_seconds(st);
+        meta.etag = crypto::hex(md5_.finish());
+        meta.checksum = crypto::hex(sha256_.finish());
+        meta.metadata = request_.metadata_json;
+        return meta;
+    }
+
+    // Removes the temporary file (once); no network, no exception.
+    void discard() noexcept {
+        if (temp_.empty()) return;
+        ::unlinkat(dir_.get(), temp_.c_str(), 0);
+        temp_.clear();
+    }
+
+private:
+    const LocalStore &store_;
+    UniqueFd dir_, fd_;
+    std::string name_, temp_;
+    PutRequest request_;
+    crypto::Digest md5_{crypto::Digest::Algorithm::Md5}, sha256_{crypto::Digest::Algorithm::Sha256};
+    uint64_t size_ = 0;
+};
+
+// Writes request's content to a new file dir/name. Returns the object's metadata.
+ObjectMeta LocalStore::write_new_file(UniqueFd dir, const std::string &name, const PutRequest &request,
+                                      ByteSource &source) const {
+    NewFile file(*this, std::move(dir), name, request);
+    for (std::string_view piece = source.next(kChunk); !piece.empty(); piece = source.next(kChunk))
+        file.append(piece.data(), piece.size());
+    return file.publish();
+}
+
+namespace {
+
+class LocalUpload final : public StreamingUpload {
+public:
+    explicit LocalUpload(std::unique_ptr<LocalStore::NewFile> file) : file_(std::move(file)) {}
+    void append(const char *data, size_t size) override { file_->append(data, size); }
+    uint64_t size() const override { return file_->size(); }
+    ObjectMeta finish() override { return file_->publish(); }
+    void abort() override { file_->discard(); }
+    bool abort_uses_network() const override { return false; }
+
+private:
+    std::unique_ptr<LocalStore::NewFile> file_;
+};
+
+}  // namespace
+
+std::unique_ptr<StreamingUpload> LocalStore::begin_upload(const PutRequest &request) {
+    std::string name;
+    UniqueFd dir = open_parent(request.key, true, &name);
+    return std::make_unique<LocalUpload>(std::make_unique<NewFile>(*this, std::move(dir), name, request));
 }
 
 ObjectMeta LocalStore::create(const PutRequest &request) {
     std::string name;
     UniqueFd dir = open_parent(request.key, true, &name);
     MemorySource source(request.data, request.size);
-    return write_new_file(dir.get(), name, request, source);
+    return write_new_file(std::move(dir), name, request, source);
 }
 
 ObjectMeta LocalStore::create_from(const PutRequest &request, ByteSource &source) {
     std::string name;
     UniqueFd dir = open_parent(request.key, true, &name);
-    return write_new_file(dir.get(), name, request, source);
+    return write_new_file(std::move(dir), name, request, source);
 }
-
-namespace {
-
-// A file read in pieces through one buffer.
-class FileSource final : public ByteSource {
-public:
-    FileSource(UniqueFd fd, uint64_t size) : fd_(std::move(fd)), size_(size) {}
-    uint64_t size() const override { return size_; }
-    std::string_view next(size_t max) override {
-        buffer_.resize(std::min<size_t>(max, kChunk * 8));
-        for (;;) {
-            throw_if_interrupted();
-            ssize_t n = ::read(fd_.get(), buffer_.data(), buffer_.size());
-            if (n >= 0) return std::string_view(buffer_.data(), static_cast<size_t>(n));
-            if (errno != EINTR) throw Error(ErrorKind::Io, std::string("could not read a stored object: ") + std::strerror(errno));
-        }
-    }
-
-private:
-    UniqueFd fd_;
-    uint64_t size_;
-    std::string buffer_;
-};
-
-}  // namespace
 
 std::unique_ptr<ByteSource> LocalStore::open_reader(const std::string &key, const std::string &handle,
                                                 const std::string &) {
     UniqueFd fd = open_file(key, handle);
     struct stat st;
     if (::fstat(fd.get(), &st) != 0) fail("read", key, errno);
-    return std::make_unique<FileSource>(std::move(fd), static_cast<uint64_t>(st.st_size));
+    return std::make_unique<FileReader>(std::move(fd), static_cast<uint64_t>(st.st_size), "stored object " + key);
 }
 
 ObjectMeta LocalStore::stage(const PutRequest &request, const std::string &tag, std::string *handle) {
@@ -302,7 +343,7 @@ ObjectMeta LocalStore::stage(const PutRequest &request, const std::string &tag, 
     UniqueFd dir = open_parent(request.key, true, &name);
     *handle = std::string(kReservedPrefix) + "new-" + tag + "-" + unique_suffix();
     MemorySource source(request.data, request.size);
-    return write_new_file(dir.get(), *handle, request, source);
+    return write_new_file(std::move(dir), *handle, request, source);
 }
 
 std::string LocalStore::write_journal(const std::string &tag, const std::string &key, const std::string &backup,

@@ -42,6 +42,12 @@ public:
     int recover(const std::function<TransactionOutcome(const std::string &tag)> &outcome) override;
     std::vector<std::string> backups_awaiting_recovery() override;
 
+    std::unique_ptr<StreamingUpload> begin_upload(const PutRequest &request) override;
+
+    // A file being written (temporary name, hashed as written) until it is
+    // published at its key; used by puts and streaming uploads.
+    class NewFile;
+
     const LocalSigner &signer() const { return signer_; }
     bool verifies_url(std::string_view url, HttpMethod method, int64_t now) const override {
         return signer_.verify(url, method, now) == LocalSigner::Verdict::Valid;
@@ -75,7 +81,9 @@ private:
         Backup backup;
     };
     std::vector<JournalEntry> read_journal(int journal_dir) const;
-    ObjectMeta write_new_file(int dir, const std::string &name, const PutRequest &request, ByteSource &source) const;
+    ObjectMeta write_new_file(UniqueFd dir, const std::string &name, const PutRequest &request,
+                              ByteSource &source) const;
+    void refuse_attributes(const PutRequest &request) const;
     [[noreturn]] void fail(const std::string &what, const std::string &key, int err) const;
 };
 

@@ -579,18 +579,7 @@ ObjectMeta S3Store::create_from(const PutRequest &call_request, ByteSource &sour
             fill(buffer, part_size);
             if (buffer.empty()) break;
             whole.update(buffer.data(), buffer.size());
-            Call call;
-            call.method = "PUT";
-            call.key = full_key(request.key);
-            call.query = {{"partNumber", std::to_string(number)}, {"uploadId", upload_id}};
-            call.headers = {{"Content-MD5", crypto::base64(crypto::md5(buffer))}};
-            s3attr::append_customer_key(config_, call.headers);
-            call.body = buffer.data();
-            call.body_size = buffer.size();
-            call.payload_sha256 = crypto::hex(crypto::sha256(buffer));
-            http::Response response = execute(call);
-            if (response.status != 200) fail(response, "write part " + std::to_string(number) + " of", request.key);
-            etags.push_back(strip_quotes(response.header("etag")));
+            etags.push_back(upload_part(request.key, upload_id, number, buffer));
             sent += buffer.size();
         }
     } catch (...) {
@@ -598,6 +587,105 @@ ObjectMeta S3Store::create_from(const PutRequest &call_request, ByteSource &sour
         throw;
     }
     return finish_multipart(request, full_key(request.key), upload_id, etags, true, sent, crypto::hex(whole.finish()));
+}
+
+std::string S3Store::upload_part(const std::string &key, const std::string &upload_id, int number,
+                                 std::string_view data) {
+    Call call;
+    call.method = "PUT";
+    call.key = full_key(key);
+    call.query = {{"partNumber", std::to_string(number)}, {"uploadId", upload_id}};
+    call.headers = {{"Content-MD5", crypto::base64(crypto::md5(data))}};
+    s3attr::append_customer_key(config_, call.headers);
+    call.body = data.data();
+    call.body_size = data.size();
+    call.payload_sha256 = crypto::hex(crypto::sha256(data));
+    http::Response response = execute(call);
+    if (response.status != 200) fail(response, "write part " + std::to_string(number) + " of", key);
+    return strip_quotes(response.header("etag"));
+}
+
+namespace {
+
+// A put from several calls: whole parts go out as they fill (straight
+// from the caller's piece when it holds one), the rest waits in one
+// buffer; an object that never fills a part is one plain PUT.
+class S3Upload final : public StreamingUpload {
+public:
+    S3Upload(S3Store &store, PutRequest request, size_t part_size)
+        : store_(store), request_(std::move(request)), part_size_(part_size) {
+        request_.data = nullptr;
+        buffer_.reserve(part_size_);  // one part, never grown beyond
+    }
+    ~S3Upload() override = default;
+
+    void append(const char *data, size_t size) override {
+        std::string_view piece(data, size);
+        whole_.update(data, size);
+        size_ += size;
+        if (!buffer_.empty()) {
+            size_t take = std::min(piece.size(), part_size_ - buffer_.size());
+            buffer_.append(piece.substr(0, take));
+            piece.remove_prefix(take);
+            if (buffer_.size() < part_size_) return;
+            send(buffer_);
+            buffer_.clear();
+        }
+        for (; piece.size() >= part_size_; piece.remove_prefix(part_size_)) send(piece.substr(0, part_size_));
+        buffer_.assign(piece);
+    }
+    uint64_t size() const override { return size_; }
+
+    ObjectMeta finish() override {
+        if (upload_id_.empty()) {
+            PutRequest whole = request_;
+            whole.data = buffer_.data();
+            whole.size = buffer_.size();
+            return store_.create(whole);
+        }
+        if (!buffer_.empty()) send(buffer_);
+        std::string id = std::move(upload_id_);
+        upload_id_.clear();  // finish_multipart aborts it on failure itself
+        return store_.finish_upload(request_, id, etags_, size_, crypto::hex(whole_.finish()));
+    }
+
+    void abort() override {
+        if (upload_id_.empty()) return;
+        store_.abort_upload(request_.key, upload_id_);
+        upload_id_.clear();
+    }
+    bool abort_uses_network() const override { return !upload_id_.empty(); }
+
+private:
+    void send(std::string_view part) {
+        if (upload_id_.empty()) upload_id_ = store_.start_upload(request_);
+        etags_.push_back(store_.upload_part(request_.key, upload_id_, static_cast<int>(etags_.size()) + 1, part));
+    }
+
+    S3Store &store_;
+    PutRequest request_;
+    size_t part_size_;
+    std::string upload_id_, buffer_;
+    std::vector<std::string> etags_;
+    crypto::Digest whole_{crypto::Digest::Algorithm::Sha256};
+    uint64_t size_ = 0;
+};
+
+}  // namespace
+
+std::unique_ptr<StreamingUpload> S3Store::begin_upload(const PutRequest &request) {
+    return std::make_unique<S3Upload>(*this, with_defaults(request), static_cast<size_t>(config_.part_size));
+}
+
+std::string S3Store::start_upload(const PutRequest &request) { return start_multipart(request, full_key(request.key)); }
+
+ObjectMeta S3Store::finish_upload(const PutRequest &request, const std::string &upload_id,
+                                  const std::vector<std::string> &etags, uint64_t size, std::string checksum) {
+    return finish_multipart(request, full_key(request.key), upload_id, etags, true, size, std::move(checksum));
+}
+
+void S3Store::abort_upload(const std::string &key, const std::string &upload_id) {
+    abort_multipart(full_key(key), upload_id);
 }
 
 namespace {

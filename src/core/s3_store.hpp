@@ -53,6 +53,14 @@ public:
     // Page by page through ListObjectsV2; keys relative to the backend's prefix.
     void list(const std::string &prefix, const std::function<void(const ListedObject &)> &each) override;
 
+    std::unique_ptr<StreamingUpload> begin_upload(const PutRequest &request) override;
+    // The multipart steps a StreamingUpload takes (request: with defaults).
+    std::string start_upload(const PutRequest &request);
+    std::string upload_part(const std::string &key, const std::string &upload_id, int number, std::string_view data);
+    ObjectMeta finish_upload(const PutRequest &request, const std::string &upload_id,
+                             const std::vector<std::string> &etags, uint64_t size, std::string checksum);
+    void abort_upload(const std::string &key, const std::string &upload_id);
+
     // A server-side copy (CopyObject) from a backend on the same endpoint
     // with the same credentials; nullopt otherwise.
     std::optional<ObjectMeta> copy_within(const Store &source, const std::string &source_key,

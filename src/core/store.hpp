@@ -90,6 +90,22 @@ struct SignRequest {
     std::string_view version_id;                // a version of a versioned store; empty: the latest
 };
 
+// A put whose content arrives in pieces, from several calls: memory stays
+// at one piece (S3: one part) whatever the object's size. Create-only, as
+// create(). Destroying an upload that was neither finished nor aborted
+// aborts it where that needs no network (local); see abort().
+class StreamingUpload {
+public:
+    virtual ~StreamingUpload() = default;
+    virtual void append(const char *data, size_t size) = 0;
+    virtual uint64_t size() const = 0;
+    virtual ObjectMeta finish() = 0;
+    // Removes what was written so far (S3: AbortMultipartUpload, a request).
+    virtual void abort() = 0;
+    // Whether abort() talks to the network (never from an abort callback).
+    virtual bool abort_uses_network() const = 0;
+};
+
 // A signed upload a client (a browser) sends straight to the store, with
 // the limits inside what is signed, so the store itself refuses the rest.
 enum class UploadForm { Post, Put };
@@ -137,6 +153,10 @@ public:
     // create() with the content from a source (request.data is not used),
     // holding at most a buffer (local) or one part (S3) in memory.
     virtual ObjectMeta create_from(const PutRequest &request, ByteSource &source) = 0;
+    // Starts a put of request.key (request.data unused) whose content the
+    // caller appends in pieces.
+    virtual std::unique_ptr<StreamingUpload> begin_upload(const PutRequest &request) = 0;
+
     // The object (or the staged version named by handle, or the version
     // version_id of a versioned store), to read in pieces. NotFound if absent.
     // Stores without versions ignore version_id.
