@@ -338,6 +338,24 @@ std::vector<CanonicalHeader> canonical_headers(const HttpRequest &request,
     return merged;
 }
 
+// Appends to url the target, "?", the operation parameters and the
+// authentication parameters up to X-Amz-Expires; returns where the query
+// starts.
+size_t start_presigned_url(std::string &url, const Target &target, const Params &extra_query,
+                           std::string_view query_head, int64_t expires_seconds) {
+    url += target.base_url;
+    url += target.path;
+    url += '?';
+    const size_t query_start = url.size();
+    for (const auto &[name, value] : extra_query) {
+        append_query_param(url, name, value);
+        url += '&';
+    }
+    url += query_head;
+    append_number(url, expires_seconds);
+    return query_start;
+}
+
 }  // namespace
 
 // --- Public helpers ------------------------------------------------------------------
@@ -661,16 +679,7 @@ void Signer::presign_into(std::string &url, std::string_view method, const Targe
     url.clear();
     url.reserve(target.base_url.size() + target.path.size() + s.presign_query_head.size() +
                 s.presign_query_tail.size() + 128);
-    url += target.base_url;
-    url += target.path;
-    url += '?';
-    const size_t query_start = url.size();
-    for (const auto &[name, value] : extra_query) {
-        append_query_param(url, name, value);
-        url += '&';
-    }
-    url += s.presign_query_head;
-    append_number(url, expires_seconds);
+    const size_t query_start = start_presigned_url(url, target, extra_query, s.presign_query_head, expires_seconds);
     url += s.presign_query_tail;
 
     // A presigned URL signs only the host header and no payload.
@@ -738,16 +747,7 @@ void Signer::presign_with_headers(std::string &url, std::string_view method, con
     // The default tail is "&X-Amz-SignedHeaders=host" followed by the token.
     const std::string token_param = s.presign_query_tail.substr(std::strlen("&X-Amz-SignedHeaders=host"));
     url.clear();
-    url += target.base_url;
-    url += target.path;
-    url += '?';
-    const size_t query_start = url.size();
-    for (const auto &[name, value] : extra_query) {
-        append_query_param(url, name, value);
-        url += '&';
-    }
-    url += s.presign_query_head;
-    append_number(url, expires_seconds);
+    const size_t query_start = start_presigned_url(url, target, extra_query, s.presign_query_head, expires_seconds);
     url += "&X-Amz-SignedHeaders=";
     append_uri_encoded(url, names, false);
     url += token_param;
