@@ -56,6 +56,13 @@ public:
             if (colon != std::string::npos && last_error_.size() >= colon + 8 && last_error_[colon + 8] == ':')
                 return last_error_.substr(colon + 3, 5);
             return "unknown error";
+        } catch (const pqxx::transaction_rollback &e) {
+            // libpqxx 6 raises rollbacks (deadlocks, serialization failures)
+            // as their own classes, outside sql_error.
+            last_error_ = e.what();
+            if (dynamic_cast<const pqxx::deadlock_detected *>(&e)) return "40P01";
+            if (dynamic_cast<const pqxx::serialization_failure *>(&e)) return "40001";
+            return "40000";
         }
     }
 
