@@ -92,6 +92,9 @@ SELECT so_sign_upload('up_s3', 'inbox/a.png', NULL);
 \echo :LAST_ERROR_SQLSTATE
 SELECT so_sign_upload('up_local', 'a.txt', 'text/plain');
 \echo :LAST_ERROR_SQLSTATE
+-- Local uploads go through nginx (tests/system/test_nginx_secure_link.py).
+SELECT so_sign_upload('up_local', 'a.txt', 'text/plain', size => 1, method => 'PUT');
+\echo :LAST_ERROR_SQLSTATE
 SELECT so_register_backend('up_ssec', 's3://test-bucket/ssec',
   jsonb_build_object('endpoint', :'endpoint', 'allow_http', true, 'access_key_id', 'test-access-key',
                      'secret_access_key', 'test-secret-key',

@@ -283,7 +283,8 @@ OptionTable local_options(LocalConfig &c) {
                                                   c.signing_secret = s;
                                               })},
              {"max_expires_in", int_option("max_expires_in", 1, int64_t(366) * 24 * 3600,
-                                           [&c](int64_t n) { c.max_expires_in = n; })}}};
+                                           [&c](int64_t n) { c.max_expires_in = n; })},
+             {"group_access", bool_option("group_access", [&c](bool b) { c.group_access = b; })}}};
 }
 
 OptionTable s3_options(S3Config &c) {

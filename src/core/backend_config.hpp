@@ -24,6 +24,11 @@ struct LocalConfig {
     LocalSignScheme sign_scheme = LocalSignScheme::Hmac;
     std::string signing_secret;
     int64_t max_expires_in = 7 * 24 * 3600;  // seconds a signed URL may live, as S3's presigned URLs
+    // Directories 0750 and files 0640 instead of 0700/0600, in the group of
+    // the root directory (made set-group-ID by the administrator): a web
+    // server in that group reads what it serves (and writes uploads into
+    // ROOT/.so-uploads, 0770), and nothing else of the server's.
+    bool group_access = false;
 };
 
 enum class CredentialSource {

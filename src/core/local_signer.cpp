@@ -85,6 +85,24 @@ std::string LocalSigner::sign(const std::string &key, HttpMethod method, int64_t
     return url;
 }
 
+std::string upload_name(std::string_view key) { return crypto::hex(crypto::sha256(key)); }
+
+std::string LocalSigner::sign_upload(const std::string &key, int64_t expires_at) const {
+    if (scheme_ != LocalSignScheme::NginxSecureLink)
+        throw Error(ErrorKind::NotSupported,
+                    "storage backend " + quoted(backend_key_) + " signs with hmac: no web server takes its uploads",
+                    {}, "Signed uploads to local backends go through nginx: set sign_scheme \"nginx_secure_link\" "
+                        "and configure nginx as the README shows.");
+    if (!base_url_)
+        throw Error(ErrorKind::NotConfigured,
+                    "storage backend " + quoted(backend_key_) + " has no base_url to sign URLs with");
+    std::string expires = std::to_string(expires_at);
+    std::string path = "/" + std::string(kUploadArea) + "/" + upload_name(key);
+    // nginx: secure_link_md5 "$secure_link_expires$uri$request_method SECRET"
+    std::string md5 = crypto::base64url(crypto::md5(expires + base_path_ + path + "PUT " + secret_));
+    return *base_url_ + path + "?md5=" + md5 + "&expires=" + expires;
+}
+
 LocalSigner::Verdict LocalSigner::verify(std::string_view url, HttpMethod method, int64_t now) const {
     if (!base_url_ || secret_.empty()) return Verdict::Foreign;
     std::string prefix = *base_url_ + "/";

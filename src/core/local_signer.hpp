@@ -22,6 +22,12 @@
 
 namespace so {
 
+// Where uploads arrive in a local backend's directory (no key can name
+// it): flat, one file per key named by the key's SHA-256 in hex, so the web
+// server creates no directories there and never sees a path of the key.
+constexpr const char *kUploadArea = ".so-uploads";
+std::string upload_name(std::string_view key);
+
 class LocalSigner {
 public:
     LocalSigner(std::string backend_key, const LocalConfig &config);
@@ -29,6 +35,10 @@ public:
     // Throws Error(InvalidParameter) when the backend has no base_url, or
     // for an upload URL with the nginx scheme.
     std::string sign(const std::string &key, HttpMethod method, int64_t expires_at) const;
+    // A URL nginx accepts a PUT of key's upload to (ROOT/.so-uploads/key)
+    // for, the method inside the MAC: a download URL never uploads, and an
+    // upload URL never downloads. nginx_secure_link only.
+    std::string sign_upload(const std::string &key, int64_t expires_at) const;
 
     enum class Verdict { Foreign, Valid, Tampered, Expired };
     // Whether url is one of ours for method, intact and unexpired at now.

@@ -54,6 +54,22 @@ struct DirCloser {
 };
 using UniqueDir = std::unique_ptr<DIR, DirCloser>;
 
+// With group access, what is created takes the group's bits from its mode
+// (and the directory's group and set-group-ID bit from its parent): the
+// backend's umask (0077) is relaxed for that one call. chmod could not do
+// it: it drops set-group-ID for a group the server is not in.
+class GroupUmask {
+public:
+    explicit GroupUmask(bool relax, mode_t mask = 0027) : relax_(relax), old_(relax ? ::umask(mask) : 0) {}
+    ~GroupUmask() {
+        if (relax_) ::umask(old_);
+    }
+
+private:
+    bool relax_;
+    mode_t old_;
+};
+
 // A failed system call inside NewFile, unwound to its cleanup.
 struct SystemError {
     int err;
@@ -78,6 +94,7 @@ LocalStore::LocalStore(std::string backend_key, const LocalConfig &config)
     : Store(backend_key),
       root_(config.root),
       max_expires_in_(config.max_expires_in),
+      group_access_(config.group_access),
       signer_(std::move(backend_key), config) {}
 
 void LocalStore::fail(const std::string &what, const std::string &key, int err) const {
@@ -132,7 +149,11 @@ UniqueFd LocalStore::open_root(bool create) const {
     for (size_t pos = 1; pos <= root_.size(); ++pos) {
         if (pos != root_.size() && root_[pos] != '/') continue;
         std::string prefix = root_.substr(0, pos);
-        if (::mkdir(prefix.c_str(), 0700) != 0 && errno != EEXIST)
+        bool made = ::mkdir(prefix.c_str(), 0700) == 0;
+        if (!made && errno != EEXIST)
+            throw Error(ErrorKind::Io, "could not create the directory of backend " + quoted(backend_key_) + ": " +
+                                           std::strerror(errno));
+        if (made && pos == root_.size() && group_access_ && ::chmod(prefix.c_str(), dir_mode()) != 0)
             throw Error(ErrorKind::Io, "could not create the directory of backend " + quoted(backend_key_) + ": " +
                                            std::strerror(errno));
     }
@@ -154,7 +175,12 @@ UniqueFd LocalStore::open_parent(const std::string &key, bool create, std::strin
         int fd = ::openat(dir.get(), segment.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (fd < 0 && errno == ENOENT) {
             if (!create) return UniqueFd();
-            if (::mkdirat(dir.get(), segment.c_str(), 0700) != 0 && errno != EEXIST) fail("create a directory for", key, errno);
+            int made;
+            {
+                GroupUmask relaxed(group_access_);
+                made = ::mkdirat(dir.get(), segment.c_str(), dir_mode());
+            }
+            if (made != 0 && errno != EEXIST) fail("create a directory for", key, errno);
             if (::fsync(dir.get()) != 0) fail("sync a directory for", key, errno);  // the new entry is durable
             fd = ::openat(dir.get(), segment.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         }
@@ -210,7 +236,11 @@ public:
         store_.refuse_attributes(request_);
         request_.data = nullptr;
         temp_ = std::string(kReservedPrefix) + "tmp-" + unique_suffix();
-        fd_ = UniqueFd(::openat(dir_.get(), temp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+        {
+            GroupUmask relaxed(store_.group_access_);
+            fd_ = UniqueFd(::openat(dir_.get(), temp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                                    store_.file_mode()));
+        }
         if (!fd_) store_.fail("create a file for", request_.key, errno);
     }
     ~NewFile() { discard(); }
@@ -310,6 +340,59 @@ private:
 };
 
 }  // namespace
+
+SignedUpload LocalStore::sign_upload(const UploadSignRequest &request) {
+    if (request.form != UploadForm::Put)
+        throw Error(ErrorKind::NotSupported, "local backend " + quoted(backend_key_) + " takes PUT uploads only",
+                    {}, "Call so_sign_upload with method => 'PUT' and the size.");
+    if (request.expires_in > max_expires_in_)
+        throw Error(ErrorKind::InvalidParameter, "expires_in is longer than backend " + quoted(backend_key_) +
+                                                     " allows (max_expires_in " + std::to_string(max_expires_in_) +
+                                                     " seconds)");
+    SignedUpload upload;
+    upload.method = "PUT";
+    upload.url = signer_.sign_upload(request.key, request.now + request.expires_in);
+    upload.headers = {{"Content-Type", request.content_type}};
+    // The area nginx writes into: group-writable, its group inherited.
+    UniqueFd root = open_root(true);
+    int made;
+    {
+        GroupUmask relaxed(group_access_, 0007);
+        made = ::mkdirat(root.get(), kUploadArea, group_access_ ? 0770 : 0700);
+    }
+    if (made != 0 && errno != EEXIST) fail("make the upload area for", request.key, errno);
+    return upload;
+}
+
+UniqueFd LocalStore::open_upload_parent(const std::string &key, std::string *name) const {
+    UniqueFd root = open_root(false);
+    if (!root) return root;
+    *name = upload_name(key);
+    return UniqueFd(::openat(root.get(), kUploadArea, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+}
+
+bool LocalStore::claim_upload(const std::string &key) {
+    std::string name;
+    UniqueFd from = open_upload_parent(key, &name);
+    struct stat st;
+    if (!from || ::fstatat(from.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) return false;
+    if (!S_ISREG(st.st_mode)) fail("adopt the upload of", key, S_ISLNK(st.st_mode) ? ELOOP : EISDIR);
+    std::string target;
+    UniqueFd to = open_parent(key, true, &target);
+    if (::renameat2(from.get(), name.c_str(), to.get(), target.c_str(), RENAME_NOREPLACE) != 0) {
+        int err = errno;
+        if (err == EINVAL && ::linkat(from.get(), name.c_str(), to.get(), target.c_str(), 0) == 0) {
+            ::unlinkat(from.get(), name.c_str(), 0);
+        } else {
+            if (err == EINVAL) err = errno;
+            if (err == EEXIST) throw_already_exists(backend_key_, key);
+            fail("adopt the upload of", key, err);
+        }
+    }
+    // Durable: the new entry and the old one's removal.
+    if (::fsync(to.get()) != 0 || ::fsync(from.get()) != 0) fail("sync the directory of", key, errno);
+    return true;
+}
 
 std::unique_ptr<StreamingUpload> LocalStore::begin_upload(const PutRequest &request) {
     std::string name;

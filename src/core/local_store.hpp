@@ -43,6 +43,9 @@ public:
     std::vector<std::string> backups_awaiting_recovery() override;
 
     std::unique_ptr<StreamingUpload> begin_upload(const PutRequest &request) override;
+    // A PUT URL for nginx (see LocalSigner::sign_upload); makes the upload area.
+    SignedUpload sign_upload(const UploadSignRequest &request) override;
+    bool claim_upload(const std::string &key) override;
 
     // A file being written (temporary name, hashed as written) until it is
     // published at its key; used by puts and streaming uploads.
@@ -61,6 +64,13 @@ public:
 private:
     std::string root_;
     int64_t max_expires_in_;
+    bool group_access_;
+    // Modes of what we create (the backend's umask is 0077: set explicitly).
+    mode_t dir_mode() const { return group_access_ ? 0750 : 0700; }
+    mode_t file_mode() const { return group_access_ ? 0640 : 0600; }
+    // The upload area, and the name key's upload has there; invalid when
+    // there is no area.
+    UniqueFd open_upload_parent(const std::string &key, std::string *name) const;
     LocalSigner signer_;
 
     UniqueFd open_root(bool create) const;

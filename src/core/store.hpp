@@ -218,6 +218,11 @@ public:
         throw Error(ErrorKind::NotSupported, "backend " + quoted(backend_key_) + " cannot sign uploads");
     }
 
+    // Moves a signed upload of key from where it arrived to key itself
+    // (create-only, atomic, durable). False when no such upload waits
+    // (stores whose uploads land at the key: S3).
+    virtual bool claim_upload(const std::string &key) { return false; }
+
     // Copies source_key (its version source_version, when given) of source
     // to key here without the bytes passing through us (a server-side
     // copy), create-only; nullopt when this store cannot do that from

@@ -72,6 +72,8 @@ Datum so_adopt(PG_FUNCTION_ARGS) {
     so::ObjectMeta meta = so::pg::guard([&] {
         return so::pg::tracked(so::pg::Operation::Stat, backend, [&](so::pg::OperationSample &) {
             auto store = so::pg::lookup_store(backend);
+            // A local backend's signed upload waits in its upload area: move it to its key first.
+            store->claim_upload(filename);
             auto found = store->stat(filename, "");
             if (!found) so::throw_not_found(backend, filename);
             return *found;

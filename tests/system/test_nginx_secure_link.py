@@ -21,8 +21,10 @@ on any failure.
 """
 
 import ctypes
+import grp
 import hashlib
 import http.client
+import json
 import os
 import pwd
 import secrets
@@ -68,6 +70,10 @@ class Fixture:
         self.conn = None
         self.port = None
         self.created_db = False
+        # nginx's workers run as www-data in a group of their own that the
+        # backend's directory belongs to (group_access): they share only it.
+        self.group = "so-nginx-%d" % os.getpid() if os.geteuid() == 0 else None
+        self.max_size = 4096  # the backend's max_size, nginx's client_max_body_size for uploads
 
     # ---- setup -----------------------------------------------------------
 
@@ -85,21 +91,26 @@ class Fixture:
         self.data_dir = tempfile.mkdtemp(prefix="nginx-secure-link-", dir=base)
         self.root = os.path.join(self.data_dir, "root")
         self.hmac_root = os.path.join(self.data_dir, "hmac-root")
-        # The server (user postgres) writes here; nginx's workers (user postgres) read.
+        # The server (user postgres) writes here; nginx's workers (www-data,
+        # in the backend directory's group) read, and write uploads.
         os.chmod(self.data_dir, 0o755)
         for d in (self.root, self.hmac_root):
             os.mkdir(d, 0o700)
         if os.geteuid() == 0:
+            subprocess.run(["groupadd", self.group], check=True)
             pg = pwd.getpwnam("postgres")
-            for d in (self.data_dir, self.root, self.hmac_root):
+            group = grp.getgrnam(self.group).gr_gid
+            for d in (self.data_dir, self.hmac_root):
                 os.chown(d, pg.pw_uid, pg.pw_gid)
+            os.chown(self.root, pg.pw_uid, group)
+            os.chmod(self.root, 0o2750)
 
         self.start_nginx()
         self.base_url = "http://127.0.0.1:%d/files" % self.port
         self.sql("SELECT so_register_backend('web', %s, %s)",
                  ("file://" + self.root,
-                  '{"base_url": "%s", "sign_scheme": "nginx_secure_link", "signing_secret": "%s"}'
-                  % (self.base_url, self.secret)))
+                  '{"base_url": "%s", "sign_scheme": "nginx_secure_link", "signing_secret": "%s", '
+                  '"group_access": true, "max_size": %d}' % (self.base_url, self.secret, self.max_size)))
         # Default scheme (hmac) and a secret the extension generates.
         self.hmac_base_url = "http://127.0.0.1:%d/hmac" % self.port
         self.sql("SELECT so_register_backend('mac', %s, %s)",
@@ -116,7 +127,7 @@ class Fixture:
             self.port = free_port()
             d = self.nginx_dir
             with open(conf, "w") as f:
-                f.write(("user postgres;\n" if os.geteuid() == 0 else "") + f"""
+                f.write((f"user www-data {self.group};\n" if self.group else "") + f"""
 worker_processes 1;
 pid {d}/nginx.pid;
 error_log {d}/error.log info;
@@ -131,7 +142,20 @@ http {{
     default_type application/octet-stream;
     server {{
         listen 127.0.0.1:{self.port};
+        # Uploads: PUT only, the method inside the MAC, into the upload area.
+        location /files/.so-uploads/ {{
+            limit_except PUT {{ deny all; }}
+            secure_link $arg_md5,$arg_expires;
+            secure_link_md5 "$secure_link_expires$uri$request_method {self.secret}";
+            if ($secure_link != "1") {{ return 403; }}
+            alias {self.root}/.so-uploads/;
+            dav_methods PUT;
+            dav_access user:rw group:r all:r;
+            client_max_body_size {self.max_size};
+        }}
+        # Downloads: GET (and HEAD) only.
         location /files/ {{
+            limit_except GET {{ deny all; }}
             secure_link $arg_md5,$arg_expires;
             secure_link_md5 "$secure_link_expires$uri {self.secret}";
             if ($secure_link != "1") {{ return 403; }}
@@ -177,7 +201,7 @@ http {{
         self.nginx = None
 
     def stop(self):
-        for step in (self.stop_nginx, self.drop_database, self.remove_dirs):
+        for step in (self.stop_nginx, self.drop_database, self.remove_dirs, self.remove_group):
             try:
                 step()
             except Exception:
@@ -193,6 +217,10 @@ http {{
                     cur.execute("DROP DATABASE IF EXISTS %s WITH (FORCE)" % self.dbname)
             self.admin.close()
             self.admin = None
+
+    def remove_group(self):
+        if self.group:
+            subprocess.run(["groupdel", self.group], check=False)
 
     def remove_dirs(self):
         for d in (self.nginx_dir, self.data_dir):
@@ -227,13 +255,14 @@ def free_port():
     return port
 
 
-def http_get(url):
-    """A plain HTTP GET, sending the URL's path and query exactly as given."""
+def http_get(url, method="GET", body=None, headers=None):
+    """A plain HTTP request (GET unless told), sending the URL's path and
+    query exactly as given."""
     parts = urllib.parse.urlsplit(url)
     assert parts.scheme == "http" and parts.hostname == "127.0.0.1", url
     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
     try:
-        conn.request("GET", parts.path + ("?" + parts.query if parts.query else ""))
+        conn.request(method, parts.path + ("?" + parts.query if parts.query else ""), body, headers or {})
         resp = conn.getresponse()
         return resp.status, resp.read()
     finally:
@@ -401,9 +430,10 @@ class NginxSecureLinkTest(SecretFree, unittest.TestCase):
         self.assertFalse(FX.value("SELECT so_verify_url(%s)", (self.short_url,)))
 
     def test_upload_url_not_supported(self):
+        # so_sign cannot bind the backend's max_size: so_sign_upload signs uploads here.
         e = self.assertSqlError("0A000", "SELECT so_sign(%s::stored_object, for_upload => true)",
                                 (self.objects["other.bin"],))
-        self.assertIn("nginx", e.diag.message_primary)
+        self.assertIn("so_sign_upload", e.diag.message_hint)
 
     def test_download_as_not_supported(self):
         self.assertSqlError("0A000", "SELECT so_sign(%s::stored_object, download_as => 'x.bin')",
@@ -419,6 +449,85 @@ class NginxSecureLinkTest(SecretFree, unittest.TestCase):
         # The scheme signs downloads only (so_sign refuses for_upload), so no
         # URL of it can be a valid upload URL.
         self.assertFalse(FX.value("SELECT so_verify_url(%s, 'PUT')", (self.urls["binary.bin"],)))
+
+
+class UploadTest(SecretFree, unittest.TestCase):
+    """so_sign_upload signs a PUT nginx takes into the upload area;
+    so_adopt moves it to its key. nginx (www-data) and the server share
+    only the backend directory's group."""
+
+    def sign(self, key, size, content_type="application/octet-stream", expires="1 hour"):
+        return json.loads(FX.value("SELECT so_sign_upload('web', %s, %s, size => %s, expires_in => %s, "
+                                   "method => 'PUT')::text", (key, content_type, size, expires)))
+
+    def test_upload_then_adopt_then_download(self):
+        content = os.urandom(3000)
+        upload = self.sign("inbox/report ü.bin", len(content))
+        name = hashlib.sha256("inbox/report ü.bin".encode()).hexdigest()
+        self.assertTrue(upload["url"].startswith(FX.base_url + "/.so-uploads/" + name + "?md5="), upload["url"])
+        status, _ = http_get(upload["url"], "PUT", content, upload["headers"])
+        self.assertIn(status, (201, 204))
+        arrived = os.path.join(FX.root, ".so-uploads", name)
+        if FX.group:
+            st = os.stat(arrived)
+            self.assertEqual((pwd.getpwuid(st.st_uid).pw_name, grp.getgrgid(st.st_gid).gr_name),
+                             ("www-data", FX.group))
+        value = json.loads(FX.value("SELECT so_adopt('web', 'inbox/report ü.bin', expected_size => %s, "
+                                    "expected_checksum => %s)::text",
+                                    (len(content), hashlib.sha256(content).hexdigest())))
+        self.assertFalse(os.path.exists(arrived))
+        self.assertEqual(value["checksum"], hashlib.sha256(content).hexdigest())
+        self.assertEqual(bytes(FX.value("SELECT so_get(%s::stored_object)", (json.dumps(value),))), content)
+        # nginx serves the adopted file through the group.
+        status, body = http_get(FX.value("SELECT so_sign(%s::stored_object)", (json.dumps(value),)))
+        self.assertEqual((status, body), (200, content))
+
+    def test_server_writes_group_readable(self):
+        FX.value("SELECT so_put('web', 'modes/a.bin', 'x'::bytea)")
+        if FX.group:
+            self.assertEqual(os.stat(os.path.join(FX.root, "modes")).st_mode & 0o7777, 0o2750)  # setgid inherited
+            self.assertEqual(os.stat(os.path.join(FX.root, "modes", "a.bin")).st_mode & 0o777, 0o640)
+            self.assertEqual(grp.getgrgid(os.stat(os.path.join(FX.root, "modes", "a.bin")).st_gid).gr_name,
+                             FX.group)
+            self.assertEqual(os.stat(os.path.join(FX.root, ".so-uploads")).st_mode & 0o7777, 0o2770)
+
+    def test_refusals(self):
+        upload = self.sign("inbox/refused.bin", 10)
+        url = upload["url"]
+        # An upload URL never downloads, a download URL never uploads.
+        self.assertEqual(http_get(url)[0], 403)
+        download = FX.value("SELECT so_sign(so_put('web', 'inbox/existing.bin', 'x'::bytea))")
+        self.assertEqual(http_get(download, "PUT", b"overwritten")[0], 403)
+        self.assertEqual(http_get(download)[1], b"x")
+        # Tampered, another key's, expired.
+        path, params = split_url(url)
+        self.assertEqual(http_get(with_params(path, dict(params, md5=flip_char(params["md5"], 2))), "PUT", b"x")[0],
+                         403)
+        other = split_url(self.sign("inbox/other.bin", 10)["url"])[0]
+        self.assertEqual(http_get(with_params(other, params), "PUT", b"x")[0], 403)
+        short = self.sign("inbox/late.bin", 1, expires="1 second")
+        expires = int(split_url(short["url"])[1]["expires"])
+        while time.time() <= expires + 1:  # nginx compares whole seconds
+            time.sleep(0.05)
+        self.assertEqual(http_get(short["url"], "PUT", b"x")[0], 403)
+        # Larger than the backend's max_size: nginx's client_max_body_size.
+        self.assertEqual(http_get(url, "PUT", os.urandom(FX.max_size + 1))[0], 413)
+        self.assertFalse(os.path.exists(os.path.join(FX.root, ".so-uploads",
+                                                     hashlib.sha256(b"inbox/refused.bin").hexdigest())))
+        # What nginx cannot check, adoption does: the size expected, the key taken.
+        upload = self.sign("inbox/short.bin", 10)
+        self.assertIn(http_get(upload["url"], "PUT", b"12345")[0], (201, 204))
+        self.assertSqlError("22023", "SELECT so_adopt('web', 'inbox/short.bin', expected_size => 10)")
+        self.assertFalse(FX.value("SELECT so_exists('{\"backend\":\"web\",\"filename\":\"inbox/short.bin\"}')"))
+        upload = self.sign("inbox/existing.bin", 1)
+        self.assertIn(http_get(upload["url"], "PUT", b"y")[0], (201, 204))
+        self.assertSqlError("58P02", "SELECT so_adopt('web', 'inbox/existing.bin')")
+        # The database's refusals.
+        self.assertSqlError("0A000", "SELECT so_sign_upload('web', 'x.bin', 'application/octet-stream')")
+        self.assertSqlError("0A000", "SELECT so_sign_upload('mac', 'x.bin', 'application/octet-stream', size => 1, "
+                                     "method => 'PUT')")
+        self.assertSqlError("54000", "SELECT so_sign_upload('web', 'x.bin', 'application/octet-stream', size => %s, "
+                                     "method => 'PUT')", (FX.max_size + 1,))
 
 
 class HmacSchemeTest(SecretFree, unittest.TestCase):
@@ -543,7 +652,8 @@ def main():
 
     def leftovers():
         return [FX.nginx_dir] if FX.nginx_dir and os.path.exists(FX.nginx_dir) else []
-    return runner.run("nginx_secure_link", FX, (NginxSecureLinkTest, HmacSchemeTest, SecretsNotInErrorsTest),
+    return runner.run("nginx_secure_link", FX, (NginxSecureLinkTest, UploadTest, HmacSchemeTest,
+                                                SecretsNotInErrorsTest),
                       leftovers)
 
 
