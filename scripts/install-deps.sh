@@ -9,6 +9,7 @@ packages=(
     libcurl4-openssl-dev libssl-dev libpqxx-dev libgtest-dev
     media-types nginx curl pgbouncer
     python3 python3-boto3 python3-psycopg2 awscli
+    chromium chromium-driver python3-selenium
 )
 command -v node >/dev/null 2>&1 || packages+=(nodejs)
 command -v npm >/dev/null 2>&1 || packages+=(npm)

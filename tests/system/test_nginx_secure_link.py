@@ -482,6 +482,15 @@ class UploadTest(SecretFree, unittest.TestCase):
         status, body = http_get(FX.value("SELECT so_sign(%s::stored_object)", (json.dumps(value),)))
         self.assertEqual((status, body), (200, content))
 
+    def test_an_upload_never_adopted_is_an_orphan(self):
+        upload = self.sign("inbox/forgotten.bin", 3)
+        self.assertIn(http_get(upload["url"], "PUT", b"abc")[0], (201, 204))
+        name = ".so-uploads/" + hashlib.sha256(b"inbox/forgotten.bin").hexdigest()
+        orphans = [r[0] for r in FX.sql("SELECT so_filename(o) FROM so_orphans('web', '.so-uploads/', '0 seconds') o")]
+        self.assertIn(name, orphans)
+        young = [r[0] for r in FX.sql("SELECT so_filename(o) FROM so_orphans('web', '.so-uploads/', '1 hour') o")]
+        self.assertNotIn(name, young)
+
     def test_server_writes_group_readable(self):
         FX.value("SELECT so_put('web', 'modes/a.bin', 'x'::bytea)")
         if FX.group:
