@@ -434,7 +434,7 @@ COMMENT ON FUNCTION so_operation_stats_reset() IS
 CREATE FUNCTION so_sign_upload(backend text, filename text, content_type text, size bigint DEFAULT NULL,
                                max_size bigint DEFAULT NULL, expires_in interval DEFAULT '1 hour',
                                method text DEFAULT 'POST')
-RETURNS jsonb AS 'MODULE_PATHNAME' LANGUAGE C STABLE PARALLEL SAFE;
+RETURNS jsonb AS 'MODULE_PATHNAME' LANGUAGE C VOLATILE PARALLEL RESTRICTED;
 COMMENT ON FUNCTION so_sign_upload(text, text, text, bigint, bigint, interval, text) IS
     'A signed upload of filename a client sends straight to the store (S3: a POST form with a policy, or a PUT with signed Content-Type and Content-Length; local: a PUT nginx takes into the upload area), the backend''s max_size and allowed_content_types and the caller''s size limits inside what is signed; needs the write privilege';
 

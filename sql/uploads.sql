@@ -175,6 +175,10 @@ COMMIT;
 SELECT convert_from(so_get('{"backend":"up_local","filename":"in-pieces.txt"}'), 'UTF8');
 SELECT so_put_file('up_local', 'f.txt', 'relative/file.txt');
 \echo :LAST_ERROR_SQLSTATE
+BEGIN;
+SELECT so_upload_begin('up_local', 'prepared.txt') IS NOT NULL AS begun;
+PREPARE TRANSACTION 'regress_so_upload';
+\echo :LAST_ERROR_SQLSTATE
 SET ROLE regress_so_uploader;
 SELECT so_upload_begin('up_s3', 'a.png');
 \echo :LAST_ERROR_SQLSTATE

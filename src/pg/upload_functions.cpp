@@ -87,6 +87,10 @@ OpenUpload &open_upload(int64 id) {
 // At the end of every transaction: no upload outlives it.
 void end_uploads(XactEvent event, void *) {
     if (uploads().empty()) return;
+    if (event == XACT_EVENT_PRE_PREPARE)
+        ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                        errmsg("cannot PREPARE a transaction that has an open upload"),
+                        errhint("Finish it with so_upload_finish or end it with so_upload_abort first.")));
     if (event == XACT_EVENT_PRE_COMMIT) {
         // Network I/O is still allowed here; the transaction commits anyway.
         for (auto &[id, open] : uploads()) {
