@@ -6,6 +6,7 @@
 #include "core/backend_config.hpp"
 #include "core/crypto.hpp"
 #include "core/error.hpp"
+#include "core/packed_meta.hpp"
 #include "pg/access.hpp"
 #include "pg/guard.hpp"
 #include "pg/object_datum.hpp"
@@ -69,24 +70,26 @@ Datum so_adopt(PG_FUNCTION_ARGS) {
     });
     so::pg::lock_reference(backend, filename, "", false, ExclusiveLock, true);
 
-    so::ObjectMeta meta = so::pg::guard([&] {
+    // What is stored, as a value: no C++ object outlives this guard (the
+    // reference check below may raise an error).
+    Datum value = so::pg::guard([&] {
         return so::pg::tracked(so::pg::Operation::Stat, backend, [&](so::pg::OperationSample &) {
             auto store = so::pg::lookup_store(backend);
             // A local backend's signed upload waits in its upload area: move it to its key first.
             store->claim_upload(filename);
             auto found = store->stat(filename, "");
             if (!found) so::throw_not_found(backend, filename);
-            return *found;
+            return so::pg::make_object_datum_from_store(*found);
         });
     });
-    Datum value = so::pg::guard([&] { return so::pg::make_object_datum_from_store(meta); });
     if (so::pg::referenced_by_a_managed_row(value))
         ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-                        errmsg("stored object \"%s\" of backend \"%s\" is already referenced by a row",
-                               meta.filename.c_str(), backend),
+                        errmsg("stored object \"%s\" of backend \"%s\" is already referenced by a row", filename,
+                               backend),
                         errhint("Adopt a file once; an abort of a second adoption would remove it.")));
 
     return so::pg::guard([&] {
+        so::ObjectMeta meta = so::to_object_meta(so::pg::object_view(value));
         auto store = so::pg::lookup_store(backend);
         const so::BackendConfig &config = so::pg::lookup_backend(backend).config();
         // A violating upload is removed: it never becomes a value, and
