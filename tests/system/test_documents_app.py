@@ -33,14 +33,11 @@ import os
 
 os.environ["BOTO_DISABLE_CRT"] = "true"
 
-import ctypes  # noqa: E402
 import grp  # noqa: E402
 import json  # noqa: E402
 import pwd  # noqa: E402
 import secrets  # noqa: E402
 import shutil  # noqa: E402
-import signal  # noqa: E402
-import socket  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
@@ -58,12 +55,13 @@ from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
+import nginxsupport  # noqa: E402
 import runner  # noqa: E402
+from nginxsupport import free_port, stop_process, wait_port  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 APP = os.path.join(REPO, "examples", "documents", "app.py")
 ARTIFACTS = os.environ.get("SO_TEST_ARTIFACTS") or os.path.join(REPO, "build", "artifacts", "documents")
-NGINX = "/usr/sbin/nginx"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 CHROMIUM = "/usr/bin/chromium"
 BUCKET = "test-bucket"
@@ -71,42 +69,6 @@ MIB = 1024 * 1024
 MAX_SIZE = 6 * MIB                     # the backends' max_size
 ALLOWED = ["application/pdf", "image/*", "text/plain"]
 WAIT = 90                              # seconds for any browser condition: a loaded 2-core machine
-
-
-def die_with_parent():
-    """In the child before exec: SIGTERM when this process dies (PR_SET_PDEATHSIG)."""
-    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def wait_port(port, proc, what, timeout=30):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError("%s exited with %s" % (what, proc.returncode))
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError("%s did not listen on %d within %d s" % (what, port, timeout))
-
-
-def stop_process(proc):
-    if proc is not None and proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 class Fixture:
@@ -240,7 +202,7 @@ class Site:
         self.app_log = os.path.join(self.dir, "app.log")
         with open(self.app_log, "wb") as log:
             proc = subprocess.Popen(["/usr/bin/python3", APP], env=env, stdin=subprocess.DEVNULL,
-                                    stdout=log, stderr=log, preexec_fn=die_with_parent)
+                                    stdout=log, stderr=log, preexec_fn=nginxsupport.die_with_parent)
         FX.processes.append(proc)
         FX.defer(self.save_log, self.app_log, "app")
         FX.defer(stop_process, proc)
@@ -351,61 +313,18 @@ class LocalSite(Site):
     def start_nginx(self):
         d = os.path.join(self.dir, "nginx")
         os.mkdir(d)
-        conf = os.path.join(d, "nginx.conf")
-        with open(conf, "w") as f:
-            f.write(f"""
-user www-data {self.group};
-worker_processes 1;
-pid {d}/nginx.pid;
-error_log {d}/error.log info;
-events {{ worker_connections 64; }}
-http {{
-    access_log {d}/access.log;
-    client_body_temp_path {d}/client_body;
-    proxy_temp_path {d}/proxy;
-    fastcgi_temp_path {d}/fastcgi;
-    uwsgi_temp_path {d}/uwsgi;
-    scgi_temp_path {d}/scgi;
-    default_type application/octet-stream;
-    server {{
-        listen 127.0.0.1:{self.port};
-        # The app (small uploads go through it).
+        self.access_log = os.path.join(d, "access.log")
+        # The app (small uploads go through it), then the README's locations.
+        locations = f"""
         location / {{
             proxy_pass http://127.0.0.1:{self.app_port};
             proxy_http_version 1.1;
             client_max_body_size 20m;
-        }}
-        # Direct uploads: PUT only, the method inside the MAC.
-        location /files/.so-uploads/ {{
-            limit_except PUT {{ deny all; }}
-            secure_link $arg_md5,$arg_expires;
-            secure_link_md5 "$secure_link_expires$uri$request_method {self.secret}";
-            if ($secure_link != "1") {{ return 403; }}
-            alias {self.root}/.so-uploads/;
-            dav_methods PUT;
-            dav_access user:rw group:r all:r;
-            client_max_body_size {MAX_SIZE};
-        }}
-        # Downloads: GET (and HEAD) only.
-        location /files/ {{
-            limit_except GET {{ deny all; }}
-            secure_link $arg_md5,$arg_expires;
-            secure_link_md5 "$secure_link_expires$uri {self.secret}";
-            if ($secure_link != "1") {{ return 403; }}
-            alias {self.root}/;
-        }}
-    }}
-}}
-""")
-        log = open(os.path.join(d, "stderr.log"), "wb")
-        self.access_log = os.path.join(d, "access.log")
-        proc = subprocess.Popen([NGINX, "-c", conf, "-p", d + "/", "-e", d + "/error.log", "-g", "daemon off;"],
-                                stdin=subprocess.DEVNULL, stdout=log, stderr=log, preexec_fn=die_with_parent)
-        log.close()
+        }}""" + nginxsupport.file_locations(self.root, self.secret, MAX_SIZE)
+        proc = nginxsupport.start(d, self.port, locations, self.group)
         FX.processes.append(proc)
         FX.defer(self.save_log, os.path.join(d, "error.log"), "nginx-error")
         FX.defer(stop_process, proc)
-        wait_port(self.port, proc, "nginx")
 
     def break_store(self):
         """The database signs with a secret nginx does not know: nginx answers 403."""

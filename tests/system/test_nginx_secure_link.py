@@ -20,7 +20,6 @@ The last line of output is "N passed, N failed"; the exit status is non-zero
 on any failure.
 """
 
-import ctypes
 import grp
 import hashlib
 import http.client
@@ -29,8 +28,6 @@ import os
 import pwd
 import secrets
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -41,9 +38,10 @@ import urllib.parse
 
 import psycopg2
 
+import nginxsupport
 import runner
+from nginxsupport import free_port
 
-NGINX = "/usr/sbin/nginx"
 CURL = "/usr/bin/curl"
 
 # Contents stored by the tests, by key: binary bytes (every byte value, NULs
@@ -121,83 +119,27 @@ class Fixture:
     def start_nginx(self):
         self.nginx_dir = tempfile.mkdtemp(prefix="so-nginx-")
         os.chmod(self.nginx_dir, 0o755)
-        conf = os.path.join(self.nginx_dir, "nginx.conf")
+        locations = nginxsupport.file_locations(self.root, self.secret, self.max_size)
         last_error = None
         for _ in range(5):  # another process may take the free port first
             self.port = free_port()
-            d = self.nginx_dir
-            with open(conf, "w") as f:
-                f.write((f"user www-data {self.group};\n" if self.group else "") + f"""
-worker_processes 1;
-pid {d}/nginx.pid;
-error_log {d}/error.log info;
-events {{ worker_connections 64; }}
-http {{
-    access_log {d}/access.log;
-    client_body_temp_path {d}/client_body;
-    proxy_temp_path {d}/proxy;
-    fastcgi_temp_path {d}/fastcgi;
-    uwsgi_temp_path {d}/uwsgi;
-    scgi_temp_path {d}/scgi;
-    default_type application/octet-stream;
-    server {{
-        listen 127.0.0.1:{self.port};
-        # Uploads: PUT only, the method inside the MAC, into the upload area.
-        location /files/.so-uploads/ {{
-            limit_except PUT {{ deny all; }}
-            secure_link $arg_md5,$arg_expires;
-            secure_link_md5 "$secure_link_expires$uri$request_method {self.secret}";
-            if ($secure_link != "1") {{ return 403; }}
-            alias {self.root}/.so-uploads/;
-            dav_methods PUT;
-            dav_access user:rw group:r all:r;
-            client_max_body_size {self.max_size};
-        }}
-        # Downloads: GET (and HEAD) only.
-        location /files/ {{
-            limit_except GET {{ deny all; }}
-            secure_link $arg_md5,$arg_expires;
-            secure_link_md5 "$secure_link_expires$uri {self.secret}";
-            if ($secure_link != "1") {{ return 403; }}
-            alias {self.root}/;
-        }}
-    }}
-}}
-""")
-            stderr = open(os.path.join(d, "stderr.log"), "wb")
-            self.nginx = subprocess.Popen(
-                [NGINX, "-c", conf, "-p", d + "/", "-e", d + "/error.log", "-g", "daemon off;"],
-                stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr, preexec_fn=die_with_parent)
-            stderr.close()
-            deadline = time.time() + 10
-            while time.time() < deadline and self.nginx.poll() is None:
-                try:
-                    socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                    return
-                except OSError:
-                    time.sleep(0.05)
-            self.stop_nginx()
-            with open(os.path.join(d, "stderr.log"), "rb") as f:
-                last_error = f.read().decode(errors="replace")
             try:
-                with open(os.path.join(d, "error.log"), "rb") as f:
-                    last_error += f.read().decode(errors="replace")
-            except OSError:
-                pass
+                self.nginx = nginxsupport.start(self.nginx_dir, self.port, locations, self.group)
+                return
+            except RuntimeError as e:
+                last_error = str(e)
+                for log in ("stderr.log", "error.log"):
+                    try:
+                        with open(os.path.join(self.nginx_dir, log), "rb") as f:
+                            last_error += "\n" + f.read().decode(errors="replace")
+                    except OSError:
+                        pass
         raise RuntimeError("nginx did not start:\n" + (last_error or ""))
 
     # ---- teardown --------------------------------------------------------
 
     def stop_nginx(self):
-        if self.nginx is None:
-            return
-        if self.nginx.poll() is None:
-            self.nginx.terminate()  # SIGTERM: fast shutdown, workers too
-            try:
-                self.nginx.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.nginx.kill()
-                self.nginx.wait()
+        nginxsupport.stop_process(self.nginx)
         self.nginx = None
 
     def stop(self):
@@ -239,20 +181,6 @@ http {{
 
 
 FX = None  # the Fixture, set by main()
-
-
-def die_with_parent():
-    """In the child before exec: SIGTERM when this process dies, so that even
-    a killed test leaves no nginx behind (PR_SET_PDEATHSIG)."""
-    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def http_get(url, method="GET", body=None, headers=None):
