@@ -1,0 +1,155 @@
+#include "core/gcs_signer.hpp"
+
+#include <openssl/bio.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+
+#include <algorithm>
+#include <cctype>
+#include <ctime>
+
+#include "core/crypto.hpp"
+#include "core/error.hpp"
+#include "core/json.hpp"
+#include "core/uri.hpp"
+
+namespace so::gcs {
+
+namespace {
+
+constexpr const char *kAlgorithm = "GOOG4-RSA-SHA256";
+constexpr int64_t kMaxExpiry = 7 * 24 * 3600;
+
+[[noreturn]] void invalid(const std::string &message) { throw Error(ErrorKind::InvalidParameter, message); }
+
+std::string lower(std::string s) {
+    for (char &c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return s;
+}
+
+// Leading and trailing white space removed, runs inside made one space.
+std::string canonical_value(std::string_view v) {
+    std::string out;
+    bool space = false;
+    for (char c : v) {
+        if (c == ' ' || c == '\t') {
+            space = !out.empty();
+            continue;
+        }
+        if (space) out += ' ';
+        space = false;
+        out += c;
+    }
+    return out;
+}
+
+std::string stamp(int64_t unix_seconds, const char *format) {
+    time_t t = static_cast<time_t>(unix_seconds);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    char buf[32];
+    std::strftime(buf, sizeof buf, format, &tm);
+    return buf;
+}
+
+}  // namespace
+
+ServiceAccount parse_service_account(std::string_view json_text) {
+    json::Value root;
+    try {
+        root = json::parse(json_text);
+    } catch (const Error &) {
+        invalid("the service account key file is not valid JSON");
+    }
+    auto text = [&](const char *name) {
+        const json::Value *v = root.find(name);
+        if (!v || v->kind != json::Value::Kind::String || v->text.empty())
+            invalid(std::string("the service account key file has no \"") + name + "\"");
+        return v->text;
+    };
+    return {text("client_email"), text("private_key")};
+}
+
+struct RsaSigner::Key {
+    EVP_PKEY *pkey = nullptr;
+    ~Key() { EVP_PKEY_free(pkey); }
+};
+
+RsaSigner::RsaSigner(const ServiceAccount &account) : key_(std::make_unique<Key>()), client_email_(account.client_email) {
+    BIO *bio = BIO_new_mem_buf(account.private_key_pem.data(), static_cast<int>(account.private_key_pem.size()));
+    if (!bio) throw Error(ErrorKind::Internal, "out of memory reading a private key");
+    key_->pkey = PEM_read_bio_PrivateKey(bio, nullptr, nullptr, nullptr);
+    BIO_free(bio);
+    if (!key_->pkey || EVP_PKEY_base_id(key_->pkey) != EVP_PKEY_RSA)
+        invalid("the service account's private_key is not an RSA private key in PEM");
+}
+
+RsaSigner::~RsaSigner() = default;
+
+std::string RsaSigner::sign_url(const UrlRequest &r) const {
+    if (r.expires_in < 1 || r.expires_in > kMaxExpiry)
+        invalid("GCS signed URLs expire after 1 second to 7 days (604800 seconds)");
+    // Host and path by URL style.
+    std::string host, path = "/";
+    switch (r.style) {
+        case UrlStyle::PathStyle:
+            host = r.host;
+            path += r.bucket;
+            if (!r.object.empty()) path += "/";
+            break;
+        case UrlStyle::VirtualHosted:
+            host = r.bucket + "." + r.host;
+            break;
+        case UrlStyle::BucketBoundDomain:
+            host = r.bucket_bound_domain;
+            break;
+    }
+    uri::encode(r.object, true, path);
+
+    // Signed headers: host and the request's, names lowercase, sorted.
+    std::vector<std::pair<std::string, std::string>> headers{{"host", host}};
+    std::string payload = "UNSIGNED-PAYLOAD";
+    for (const auto &[name, value] : r.headers) {
+        std::string n = lower(name);
+        if (n == "host") continue;
+        headers.emplace_back(n, canonical_value(value));
+        if (n == "x-goog-content-sha256") payload = canonical_value(value);
+    }
+    std::sort(headers.begin(), headers.end());
+    std::string signed_names;
+    for (const auto &h : headers) signed_names += (signed_names.empty() ? "" : ";") + h.first;
+
+    const std::string date = stamp(r.unix_seconds, "%Y%m%d"), timestamp = stamp(r.unix_seconds, "%Y%m%dT%H%M%SZ");
+    const std::string scope = date + "/auto/storage/goog4_request";
+    std::vector<std::pair<std::string, std::string>> query{
+        {"X-Goog-Algorithm", kAlgorithm},
+        {"X-Goog-Credential", client_email_ + "/" + scope},
+        {"X-Goog-Date", timestamp},
+        {"X-Goog-Expires", std::to_string(r.expires_in)},
+        {"X-Goog-SignedHeaders", signed_names}};
+    for (const auto &p : r.query) query.push_back(p);
+    std::vector<std::pair<std::string, std::string>> encoded;
+    for (const auto &[name, value] : query) encoded.emplace_back(uri::encode(name, false), uri::encode(value, false));
+    std::sort(encoded.begin(), encoded.end());
+    std::string canonical_query;
+    for (const auto &[name, value] : encoded) canonical_query += (canonical_query.empty() ? "" : "&") + name + "=" + value;
+
+    std::string &c = canonical_request_;
+    c = r.method + "\n" + path + "\n" + canonical_query + "\n";
+    for (const auto &[name, value] : headers) c += name + ":" + value + "\n";
+    c += "\n" + signed_names + "\n" + payload;
+    std::string to_sign = std::string(kAlgorithm) + "\n" + timestamp + "\n" + scope + "\n" + crypto::hex(crypto::sha256(c));
+
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    std::string signature(static_cast<size_t>(EVP_PKEY_get_size(key_->pkey)), '\0');
+    size_t length = signature.size();
+    bool ok = ctx && EVP_DigestSignInit(ctx, nullptr, EVP_sha256(), nullptr, key_->pkey) == 1 &&
+              EVP_DigestSign(ctx, reinterpret_cast<unsigned char *>(signature.data()), &length,
+                             reinterpret_cast<const unsigned char *>(to_sign.data()), to_sign.size()) == 1;
+    EVP_MD_CTX_free(ctx);
+    if (!ok) throw Error(ErrorKind::Internal, "RSA signing failed");
+    signature.resize(length);
+    return r.scheme + "://" + host + path + "?" + canonical_query + "&X-Goog-Signature=" + crypto::hex(signature);
+}
+
+}  // namespace so::gcs

@@ -1,0 +1,63 @@
+// Google Cloud Storage V4 signed URLs (GOOG4-RSA-SHA256) with a service
+// account's private key: the groundwork of a GCS backend (issue 11),
+// checked against Google's public conformance cases
+// (tests/unit/gcs_signer_test.cpp). Our own canonical request and string
+// to sign; the RSA signature by OpenSSL.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace so::gcs {
+
+// What a V4 signature needs of a service account key file (JSON).
+struct ServiceAccount {
+    std::string client_email;
+    std::string private_key_pem;
+};
+
+// Reads a service account key file; throws Error(InvalidParameter) naming
+// what is missing (never echoing the key).
+ServiceAccount parse_service_account(std::string_view json_text);
+
+enum class UrlStyle { PathStyle, VirtualHosted, BucketBoundDomain };
+
+struct UrlRequest {
+    std::string method = "GET";
+    std::string bucket;
+    std::string object;  // empty: the bucket itself (a listing)
+    std::vector<std::pair<std::string, std::string>> headers;  // signed; the client sends them
+    std::vector<std::pair<std::string, std::string>> query;    // extra query parameters
+    int64_t expires_in = 0;    // seconds, 1 .. 604800
+    int64_t unix_seconds = 0;  // the signing time
+    std::string scheme = "https";
+    UrlStyle style = UrlStyle::PathStyle;
+    std::string host = "storage.googleapis.com";  // path style and virtual hosted
+    std::string bucket_bound_domain;              // BucketBoundDomain
+};
+
+class RsaSigner {
+public:
+    // Throws Error(InvalidParameter) when the key is not an RSA private key.
+    explicit RsaSigner(const ServiceAccount &account);
+    ~RsaSigner();
+    RsaSigner(const RsaSigner &) = delete;
+    RsaSigner &operator=(const RsaSigner &) = delete;
+
+    std::string sign_url(const UrlRequest &request) const;
+
+    // The canonical request and string to sign of the last sign_url, for tests.
+    const std::string &canonical_request() const { return canonical_request_; }
+
+private:
+    struct Key;
+    std::unique_ptr<Key> key_;
+    std::string client_email_;
+    mutable std::string canonical_request_;
+};
+
+}  // namespace so::gcs
