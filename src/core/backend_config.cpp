@@ -24,8 +24,12 @@ namespace {
 }
 
 constexpr const char *kSchemeHint =
-    "Use file:///absolute/directory, osfs://directory (relative to the data directory) or "
-    "s3://bucket/prefix.";
+    "Use file:///absolute/directory, osfs://directory (relative to the data directory), "
+    "s3://bucket/prefix or az://container/prefix.";
+
+bool azure_scheme(std::string_view scheme) {
+    return scheme == "az" || scheme == "azure" || scheme == "abfs" || scheme == "abfss";
+}
 
 std::string lower(std::string_view s) {
     std::string out(s);
@@ -155,6 +159,58 @@ void parse_s3_url(std::string_view rest, S3Config &s3) {
     std::string prefix = slash == std::string_view::npos ? "" : std::string(rest.substr(slash + 1));
     if (!prefix.empty() && prefix.back() != '/') prefix += '/';
     s3.prefix = prefix;
+}
+
+// Container names: 3 to 63 lowercase letters, digits and single hyphens,
+// starting and ending with a letter or digit.
+bool valid_container_name(std::string_view c) {
+    if (c.size() < 3 || c.size() > 63 || c.front() == '-' || c.back() == '-' ||
+        c.find("--") != std::string_view::npos)
+        return false;
+    return std::all_of(c.begin(), c.end(), [](char ch) {
+        return std::islower(static_cast<unsigned char>(ch)) || std::isdigit(static_cast<unsigned char>(ch)) ||
+               ch == '-';
+    });
+}
+
+// Account names: 3 to 24 lowercase letters and digits.
+bool valid_account_name(std::string_view a) {
+    return a.size() >= 3 && a.size() <= 24 && std::all_of(a.begin(), a.end(), [](char ch) {
+               return std::islower(static_cast<unsigned char>(ch)) || std::isdigit(static_cast<unsigned char>(ch));
+           });
+}
+
+// az://container/prefix and azure://container/prefix (the account is an
+// option), or abfs[s]://container@account.dfs.core.windows.net/prefix.
+void parse_azure_url(const std::string &scheme, std::string_view rest, AzureConfig &az) {
+    if (rest.find_first_of("?#") != std::string_view::npos)
+        invalid("an " + scheme + " backend URL takes no query or fragment");
+    size_t slash = rest.find('/');
+    std::string_view container = rest.substr(0, slash);
+    if (scheme == "abfs" || scheme == "abfss") {
+        size_t at = container.find('@');
+        std::string_view host = at == std::string_view::npos ? std::string_view() : container.substr(at + 1);
+        size_t dot = host.find('.');
+        std::string_view domain = dot == std::string_view::npos ? std::string_view() : host.substr(dot);
+        if (domain != ".dfs.core.windows.net" && domain != ".blob.core.windows.net")
+            invalid("an " + scheme + " backend URL must be " + scheme +
+                    "://container@account.dfs.core.windows.net/prefix");
+        az.account = std::string(host.substr(0, dot));
+        if (!valid_account_name(az.account))
+            invalid("invalid Azure storage account name " + quoted(az.account),
+                    "Account names have 3 to 24 lowercase letters and digits.");
+        container = container.substr(0, at);
+    } else if (container.find('@') != std::string_view::npos) {
+        invalid("an " + scheme + " backend URL must not contain credentials or an account",
+                "Write az://container/prefix and give the account as the option \"account\".");
+    }
+    if (!valid_container_name(container))
+        invalid("invalid Azure container name " + quoted(std::string(container)),
+                "Container names have 3 to 63 characters: lowercase letters, digits and single '-'.");
+    az.container = std::string(container);
+    std::string prefix = slash == std::string_view::npos ? "" : std::string(rest.substr(slash + 1));
+    if (!prefix.empty() && prefix.back() != '/') prefix += '/';
+    az.prefix = prefix;
 }
 
 // ---- options ---------------------------------------------------------------
@@ -345,6 +401,53 @@ OptionTable s3_options(S3Config &c) {
               })}}};
 }
 
+OptionTable azure_options(AzureConfig &c) {
+    return {"azure",
+            {{"account", string_option("account",
+                                       [&c](const std::string &s) {
+                                           if (!valid_account_name(s))
+                                               invalid("option \"account\" must be a storage account name",
+                                                       "Account names have 3 to 24 lowercase letters and digits.");
+                                           c.account = s;
+                                       })},
+             {"account_key", string_option("account_key",
+                                           [&c](const std::string &s) {
+                                               auto key = crypto::base64_decode(s);
+                                               if (!key || key->size() < 16)
+                                                   invalid("option \"account_key\" must be the account key in base64",
+                                                           "Copy it as the portal or `az storage account keys list` "
+                                                           "shows it.");
+                                               c.account_key = s;
+                                           })},
+             {"sas_token", string_option("sas_token",
+                                         [&c](const std::string &s) {
+                                             std::string t = s[0] == '?' ? s.substr(1) : s;
+                                             bool printable = std::all_of(t.begin(), t.end(), [](char ch) {
+                                                 return ch > 0x20 && ch < 0x7f && ch != '#';
+                                             });
+                                             if (!printable || t.find("sig=") == std::string::npos ||
+                                                 t.find("sv=") == std::string::npos)
+                                                 invalid("option \"sas_token\" must be a SAS token (sv=...&sig=...)");
+                                             c.sas_token = t;
+                                         })},
+             {"endpoint", string_option("endpoint",
+                                        [&c](const std::string &s) { c.endpoint = http_url("endpoint", s, true); })},
+             {"allow_http", bool_option("allow_http", [&c](bool b) { c.allow_http = b; })},
+             {"block_size", int_option("block_size", int64_t(1) << 20, int64_t(4000) << 20,
+                                       [&c](int64_t n) { c.block_size = n; })},
+             {"max_concurrency",
+              int_option("max_concurrency", 1, 32, [&c](int64_t n) { c.max_concurrency = int(n); })},
+             {"connect_timeout_ms", int_option("connect_timeout_ms", 1, 3600000,
+                                               [&c](int64_t n) { c.connect_timeout_ms = int(n); })},
+             {"request_timeout_ms", int_option("request_timeout_ms", 1, 86400000,
+                                               [&c](int64_t n) { c.request_timeout_ms = int(n); })},
+             {"max_retries", int_option("max_retries", 0, 10, [&c](int64_t n) { c.max_retries = int(n); })},
+             {"attributes", [&c](const json::Value &v) {
+                  expect(v, json::Value::Kind::Object, "attributes");
+                  c.default_attributes = parse_attributes(json::write(v), "option \"attributes\"");
+              }}}};
+}
+
 // Whether an endpoint names this machine: nothing sent to it crosses a network.
 bool loopback_endpoint(const std::string &endpoint) {
     std::string host = sigv4::Endpoint::parse(endpoint).host;
@@ -393,6 +496,16 @@ void check_s3_rules(const S3Config &c, const json::Value &options) {
                 "The key travels in the headers of every request.");
 }
 
+void check_azure_rules(const AzureConfig &c) {
+    if (c.account.empty())
+        invalid("an Azure backend needs the option \"account\"", "The storage account that holds the container.");
+    if (c.account_key.empty() == c.sas_token.empty())
+        invalid("an Azure backend needs exactly one of the options \"account_key\" and \"sas_token\"");
+    if (c.endpoint && lower(*c.endpoint).rfind("http://", 0) == 0 && !c.allow_http)
+        invalid("a plain http:// endpoint needs the option \"allow_http\": true",
+                "Requests and credentials would travel unencrypted.");
+}
+
 json::Value parse_options(std::string_view options_json) {
     json::Value options;
     try {
@@ -422,7 +535,7 @@ std::string url_scheme(std::string_view url) {
     if (sep == std::string_view::npos || sep == 0)
         invalid("backend URL has no scheme", kSchemeHint);
     std::string scheme = lower(url.substr(0, sep));
-    if (scheme != "file" && scheme != "osfs" && scheme != "s3") {
+    if (scheme != "file" && scheme != "osfs" && scheme != "s3" && !azure_scheme(scheme)) {
         bool plain = std::all_of(scheme.begin(), scheme.end(),
                                  [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '+'; });
         invalid(plain ? "unsupported backend URL scheme " + quoted(scheme) : "backend URL has no valid scheme",
@@ -446,6 +559,13 @@ BackendConfig parse_backend_config(std::string_view key, std::string_view url,
         add_common_options(table, config);
         apply_options(table, options);
         check_s3_rules(config.s3, options);
+    } else if (azure_scheme(scheme)) {
+        config.kind = BackendKind::Azure;
+        parse_azure_url(scheme, rest, config.azure);
+        OptionTable table = azure_options(config.azure);
+        add_common_options(table, config);
+        apply_options(table, options);
+        check_azure_rules(config.azure);
     } else {
         config.kind = BackendKind::Local;
         parse_local_url(scheme, rest, data_dir, config.local);
@@ -488,24 +608,31 @@ std::optional<std::string> public_url(const BackendConfig &config, std::string_v
     return url;
 }
 
-bool url_grants_file_access(std::string_view url) { return lower(url.substr(0, 5)) != "s3://"; }
+bool url_grants_file_access(std::string_view url) {
+    size_t sep = url.find("://");
+    std::string scheme = sep == std::string_view::npos ? "" : lower(url.substr(0, sep));
+    return scheme != "s3" && !azure_scheme(scheme);
+}
 
 std::string superuser_only_setting(const BackendConfig &config) {
+    auto internal_endpoint = [](const std::optional<std::string> &endpoint) {
+        if (!endpoint) return false;
+        std::string host = sigv4::Endpoint::parse(endpoint->substr(0, endpoint->find('/', endpoint->find("//") + 2))).host;
+        host = host.substr(0, host.rfind(':') == std::string::npos || host.back() == ']' ? host.size() : host.rfind(':'));
+        return !net::restricted_may_use_host(host);
+    };
+    if (config.kind == BackendKind::Azure)
+        return internal_endpoint(config.azure.endpoint) ? "an endpoint at an internal address" : "";
     if (config.kind != BackendKind::S3) return "a file system backend";
     const S3Config &c = config.s3;
     if (c.credential_source == CredentialSource::Environment) return "\"credentials\": \"env\"";
     if (c.credential_source == CredentialSource::File) return "\"credentials\": \"file:...\"";
-    if (c.endpoint) {
-        std::string host = sigv4::Endpoint::parse(*c.endpoint).host;
-        host = host.substr(0, host.rfind(':') == std::string::npos || host.back() == ']' ? host.size() : host.rfind(':'));
-        if (!net::restricted_may_use_host(host)) return "an endpoint at an internal address";
-    }
-    return "";
+    return internal_endpoint(c.endpoint) ? "an endpoint at an internal address" : "";
 }
 
 const std::vector<std::string> &secret_option_names() {
     static const std::vector<std::string> names = {"secret_access_key", "session_token", "signing_secret",
-                                                   "sse_customer_key"};
+                                                   "sse_customer_key", "account_key", "sas_token"};
     return names;
 }
 

@@ -14,7 +14,7 @@
 
 namespace so {
 
-enum class BackendKind { Local, S3 };
+enum class BackendKind { Local, S3, Azure };
 
 enum class LocalSignScheme { Hmac, NginxSecureLink };
 
@@ -69,11 +69,39 @@ struct S3Config {
     std::string sse_customer_key_md5;  // base64 MD5 of the raw key, as S3 wants it
 };
 
+// How an Azure backend authorizes its requests.
+enum class AzureAuth {
+    SharedKey,  // account_key: every request signed; signed URLs are service SAS
+    SasToken,   // sas_token: appended to every request; no URLs signed here
+};
+
+struct AzureConfig {
+    std::string account;
+    std::string container;
+    std::string prefix;  // "" or ends with '/'
+    // scheme://host[:port][/path] without a trailing slash: the service
+    // URL before the container (Azurite: http://127.0.0.1:10000/devstoreaccount1).
+    // Unset: https://ACCOUNT.blob.core.windows.net.
+    std::optional<std::string> endpoint;
+    AzureAuth auth = AzureAuth::SharedKey;
+    std::string account_key;  // base64, as the portal shows it
+    std::string sas_token;    // without the leading '?'
+    bool restricted = false;  // as S3Config::restricted
+    bool allow_http = false;
+    int64_t block_size = 8 * 1024 * 1024;
+    int max_concurrency = 4;
+    std::optional<int> connect_timeout_ms;
+    std::optional<int> request_timeout_ms;
+    int max_retries = 3;
+    ObjectAttributes default_attributes;
+};
+
 struct BackendConfig {
     std::string key;
     BackendKind kind = BackendKind::Local;
     LocalConfig local;
     S3Config s3;
+    AzureConfig azure;
     // Where the backend's objects are published without a signature (a CDN,
     // a public bucket): public_base_url/key. Any kind of backend.
     std::optional<std::string> public_base_url;
@@ -104,11 +132,12 @@ void validate_backend_key(std::string_view key);
 BackendConfig parse_backend_config(std::string_view key, std::string_view url,
                                    std::string_view options_json, std::string_view data_dir);
 
-// The URL scheme, as registered ("file", "osfs" or "s3"); throws for others.
+// The URL scheme, as registered ("file", "osfs", "s3", or for Azure "az",
+// "azure", "abfs", "abfss"); throws for others.
 std::string url_scheme(std::string_view url);
 
 // Whether a backend URL gives access to the server's own files (every
-// scheme but s3, conservatively, even when malformed).
+// scheme but those of object stores, conservatively, even when malformed).
 bool url_grants_file_access(std::string_view url);
 
 // What only a superuser may configure, named for a message, or empty: the

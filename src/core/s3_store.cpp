@@ -2,18 +2,18 @@
 
 #include <algorithm>
 #include <atomic>
-#include <chrono>
 #include <mutex>
 #include <cstdlib>
 #include <ctime>
-#include <random>
 #include <set>
 
 #include "core/aws_credentials.hpp"
 #include "core/crypto.hpp"
 #include "core/error.hpp"
+#include "core/http_values.hpp"
 #include "core/interrupts.hpp"
 #include "core/quiet_thread.hpp"
+#include "core/retrying.hpp"
 #include "core/s3_attributes.hpp"
 #include "core/s3_metadata.hpp"
 #include "core/s3_post_policy.hpp"
@@ -25,78 +25,14 @@ namespace so {
 namespace {
 
 constexpr const char *kStagingPrefix = ".so-staging/";
-constexpr long kMaxBackoffMs = 5000;
 // One ListObjectsV2 page: 1,000 keys of up to 1 KiB, with their XML.
 constexpr size_t kMaxListingPage = 8 << 20;
 constexpr int kMaxEmptyListingPages = 1000;
 
-std::string strip_quotes(const std::string *etag) {
-    if (!etag) return "";
-    std::string s = *etag;
-    if (s.size() >= 2 && s.front() == '"' && s.back() == '"') s = s.substr(1, s.size() - 2);
-    return s;
-}
-
-int month_number(std::string_view name) {
-    static const char *months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-                                   "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-    for (int i = 0; i < 12; ++i)
-        if (name == months[i]) return i;
-    return -1;
-}
-
-// "Sun, 06 Nov 1994 08:49:37 GMT" (HTTP dates), independent of the locale.
-std::optional<double> parse_http_date(const std::string *value) {
-    if (!value) return std::nullopt;
-    char month[4] = {};
-    struct tm tm = {};
-    if (std::sscanf(value->c_str(), "%*3s, %d %3s %d %d:%d:%d", &tm.tm_mday, month, &tm.tm_year, &tm.tm_hour,
-                    &tm.tm_min, &tm.tm_sec) != 6)
-        return std::nullopt;
-    tm.tm_mon = month_number(month);
-    if (tm.tm_mon < 0) return std::nullopt;
-    tm.tm_year -= 1900;
-    return static_cast<double>(timegm(&tm));
-}
-
-// "2024-01-02T03:04:05.000Z" (ListObjectsV2).
-double parse_iso8601(const std::string &value) {
-    struct tm tm = {};
-    double seconds = 0;
-    if (std::sscanf(value.c_str(), "%d-%d-%dT%d:%d:%lf", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
-                    &tm.tm_min, &seconds) != 6)
-        return 0;
-    tm.tm_year -= 1900;
-    tm.tm_mon -= 1;
-    tm.tm_sec = static_cast<int>(seconds);
-    return static_cast<double>(timegm(&tm)) + (seconds - tm.tm_sec);
-}
-
-// attachment; filename="report.pdf"; filename*=UTF-8''report.pdf
-std::string content_disposition(const std::string &name) {
-    // The plain filename= is for old clients: one '_' per character it cannot carry.
-    std::string ascii;
-    for (unsigned char c : name) {
-        if ((c & 0xC0) == 0x80) continue;  // continuation byte of a UTF-8 character
-        ascii += (c < 0x20 || c >= 0x7f || c == '"' || c == '\\') ? '_' : char(c);
-    }
-    return "attachment; filename=\"" + ascii + "\"; filename*=UTF-8''" + uri::encode(name, false);
-}
-
-bool printable_ascii(const std::string &s) {
-    return std::all_of(s.begin(), s.end(), [](char c) { return c >= 0x20 && c < 0x7f; });
-}
-
-void backoff(int attempt) {
-    static thread_local std::mt19937 rng(std::random_device{}());
-    long cap = std::min<long>(kMaxBackoffMs, 100L << std::min(attempt, 10));
-    // "Equal jitter": at least half the exponential delay, so retries spread
-    // out without ever hammering the store.
-    long delay = cap / 2 + static_cast<long>(rng() % static_cast<unsigned long>(cap / 2 + 1));
-    http::interruptible_sleep(delay);
-}
-
-bool retryable_status(long status) { return status >= 500 || status == 429; }
+using http::parse_http_date;
+using http::parse_iso8601;
+using http::printable_ascii;
+using http::strip_quotes;
 
 }  // namespace
 
@@ -213,43 +149,8 @@ http::Request S3Store::build(const Call &call) {
 }
 
 http::Response S3Store::execute(const Call &call) {
-    // Retries stop once one request timeout has passed in all.
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(client_.timeouts().request_ms);
-    for (int attempt = 0;; ++attempt) {
-        http::Request request = build(call);
-        // A retry gets only what is left of the request timeout.
-        long left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
-        request.timeout_ms = std::max(1L, left);
-        http::Outcome outcome;
-        try {
-            outcome = client_.perform(request);
-        } catch (const Error &e) {
-            // What the transfer refused (an oversized answer, an internal
-            // address): name the endpoint and backend.
-            if (e.kind() != ErrorKind::Io && e.kind() != ErrorKind::PermissionDenied) throw;
-            throw Error(e.kind(),
-                        "S3 endpoint " + message_text(endpoint_.authority) + " of backend " + quoted(backend_key_) +
-                            ": " + e.what(),
-                        e.detail(), e.hint());
-        }
-        bool may_retry = attempt < config_.max_retries && !call.ignore_interrupts &&
-                         std::chrono::steady_clock::now() < deadline;
-        if (!outcome.transport_ok) {
-            if (outcome.retryable && may_retry) {
-                note_store_retry();
-                backoff(attempt);
-                continue;
-            }
-            throw Error(ErrorKind::Io, "could not reach the S3 endpoint " + endpoint_.authority + " of backend " +
-                                           quoted(backend_key_) + ": " + message_text(outcome.error));
-        }
-        if (retryable_status(outcome.response.status) && may_retry) {
-            note_store_retry();
-            backoff(attempt);
-            continue;
-        }
-        return std::move(outcome.response);
-    }
+    return perform_with_retries(client_, {"S3", endpoint_.authority, backend_key_}, config_.max_retries,
+                                call.ignore_interrupts, [&] { return build(call); });
 }
 
 void S3Store::fail(const http::Response &response, const std::string &what, const std::string &key) const {
@@ -462,17 +363,14 @@ ObjectMeta S3Store::put_multipart(const PutRequest &request, const std::string &
                     }
                     bool retryable = o.transport_ok ? retryable_status(o.response.status) : o.retryable;
                     if (!retryable || round >= config_.max_retries) {
-                        if (!o.transport_ok)
-                            throw Error(ErrorKind::Io, "could not reach the S3 endpoint " + endpoint_.authority +
-                                                           " of backend " + quoted(backend_key_) + ": " +
-                                                           message_text(o.error));
+                        if (!o.transport_ok) throw_unreachable({"S3", endpoint_.authority, backend_key_}, o.error);
                         fail(o.response, "write part " + std::to_string(pending[i]->number) + " of", request.key);
                     }
                     note_store_retry();
                     again.push_back(pending[i]);
                 }
                 pending = std::move(again);
-                if (!pending.empty()) backoff(round);
+                if (!pending.empty()) retry_backoff(round);
             }
         } catch (...) {
             stop.store(true);
@@ -688,41 +586,11 @@ void S3Store::abort_upload(const std::string &key, const std::string &upload_id)
     abort_multipart(full_key(key), upload_id);
 }
 
-namespace {
-
-// An S3 object read in pieces with ranged GETs, through one buffer.
-class RangedSource final : public ByteSource {
-public:
-    RangedSource(Store &store, std::string key, std::string handle, std::string version_id, uint64_t size)
-        : store_(store), key_(std::move(key)), handle_(std::move(handle)), version_id_(std::move(version_id)),
-          size_(size) {}
-    uint64_t size() const override { return size_; }
-    std::string_view next(size_t max) override {
-        if (offset_ >= size_ || max == 0) return {};
-        size_t got = store_.fetch(key_, handle_, version_id_, offset_, std::min<uint64_t>(max, size_ - offset_),
-                                  [&](uint64_t n) {
-            buffer_.resize(n);
-            return buffer_.data();
-        });
-        if (got == 0) throw Error(ErrorKind::Io, "stored object " + quoted(key_) + " shrank while it was read");
-        offset_ += got;
-        return std::string_view(buffer_.data(), got);
-    }
-
-private:
-    Store &store_;
-    std::string key_, handle_, version_id_;
-    uint64_t size_, offset_ = 0;
-    std::string buffer_;
-};
-
-}  // namespace
-
 std::unique_ptr<ByteSource> S3Store::open_reader(const std::string &key, const std::string &handle,
                                                  const std::string &version_id) {
     auto meta = handle.empty() ? stat(key, version_id) : stat(handle, "");
     if (!meta) throw_not_found(backend_key_, key);
-    return std::make_unique<RangedSource>(*this, key, handle, handle.empty() ? version_id : "",
+    return std::make_unique<RangedReader>(*this, key, handle, handle.empty() ? version_id : "",
                                           static_cast<uint64_t>(meta->size.value_or(0)));
 }
 
@@ -909,7 +777,7 @@ void S3Store::sign(std::string_view key, const SignRequest &request, std::string
     if (request.download_as) {
         if (request.method == HttpMethod::Put)
             throw Error(ErrorKind::InvalidParameter, "download_as and download_type apply to downloads only");
-        extra.emplace_back("response-content-disposition", content_disposition(*request.download_as));
+        extra.emplace_back("response-content-disposition", http::attachment_disposition(*request.download_as));
     }
     if (request.download_type) {
         if (request.method == HttpMethod::Put)

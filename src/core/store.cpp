@@ -24,3 +24,19 @@ void throw_already_exists(const std::string &backend, const std::string &key) {
 }
 
 }  // namespace so
+
+namespace so {
+
+std::string_view RangedReader::next(size_t max) {
+    if (offset_ >= size_ || max == 0) return {};
+    size_t got = store_.fetch(key_, handle_, version_id_, offset_, std::min<uint64_t>(max, size_ - offset_),
+                              [&](uint64_t n) {
+                                  buffer_.resize(n);
+                                  return buffer_.data();
+                              });
+    if (got == 0) throw Error(ErrorKind::Io, "stored object " + quoted(key_) + " shrank while it was read");
+    offset_ += got;
+    return std::string_view(buffer_.data(), got);
+}
+
+}  // namespace so

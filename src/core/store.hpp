@@ -59,6 +59,25 @@ private:
     size_t size_, offset_ = 0;
 };
 
+class Store;
+
+// An object of a store read in pieces with ranged fetches (Store::fetch),
+// through one buffer: for stores whose reads are requests (S3, Azure).
+class RangedReader final : public ByteSource {
+public:
+    RangedReader(Store &store, std::string key, std::string handle, std::string version_id, uint64_t size)
+        : store_(store), key_(std::move(key)), handle_(std::move(handle)), version_id_(std::move(version_id)),
+          size_(size) {}
+    uint64_t size() const override { return size_; }
+    std::string_view next(size_t max) override;
+
+private:
+    Store &store_;
+    std::string key_, handle_, version_id_;
+    uint64_t size_, offset_ = 0;
+    std::string buffer_;
+};
+
 // What promote() replaced, so an abort can put it back.
 struct Backup {
     std::string key;

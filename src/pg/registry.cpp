@@ -224,6 +224,7 @@ const BackendConfig &BackendRef::config() const {
     if (!backend->parsed) {
         BackendConfig config = parse_backend_config(backend->key, backend->url, backend->options, DataDir);
         config.s3.restricted = !backend->owner_is_superuser;
+        config.azure.restricted = !backend->owner_is_superuser;
         backend->parsed = std::make_shared<const BackendConfig>(std::move(config));
     }
     return *backend->parsed;

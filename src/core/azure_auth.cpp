@@ -1,0 +1,157 @@
+#include "core/azure_auth.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <ctime>
+#include <map>
+
+#include "core/crypto.hpp"
+#include "core/error.hpp"
+#include "core/http_values.hpp"
+#include "core/uri.hpp"
+
+namespace so::azure {
+
+namespace {
+
+std::string lower(std::string_view s) {
+    std::string out(s);
+    for (char &c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return out;
+}
+
+// The value of a header named name (any case), or "".
+std::string header(const Params &headers, std::string_view name) {
+    for (const auto &[n, v] : headers)
+        if (lower(n) == name) return v;
+    return "";
+}
+
+std::string fold_whitespace(std::string_view v) {
+    std::string out;
+    bool space = false;
+    for (char c : v) {
+        if (c == ' ' || c == '\t' || c == '\r' || c == '\n') {
+            space = true;
+            continue;
+        }
+        if (space && !out.empty()) out += ' ';
+        space = false;
+        out += c;
+    }
+    return out;
+}
+
+}  // namespace
+
+std::string rfc1123_date(int64_t unix_seconds) {
+    static const char *days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+    static const char *months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                   "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    time_t t = static_cast<time_t>(unix_seconds);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    char out[40];
+    std::snprintf(out, sizeof out, "%s, %02d %s %04d %02d:%02d:%02d GMT", days[tm.tm_wday], tm.tm_mday,
+                  months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    return out;
+}
+
+std::string canonicalized_resource(std::string_view account, std::string_view encoded_path, const Params &query) {
+    std::string out = "/" + std::string(account) + std::string(encoded_path.empty() ? "/" : encoded_path);
+    std::map<std::string, std::vector<std::string>> by_name;
+    for (const auto &[name, value] : query) by_name[lower(name)].push_back(value);
+    for (auto &[name, values] : by_name) {
+        std::sort(values.begin(), values.end());
+        out += "\n" + name + ":";
+        for (size_t i = 0; i < values.size(); ++i) out += (i ? "," : "") + values[i];
+    }
+    return out;
+}
+
+std::string canonicalized_headers(const Params &headers) {
+    std::vector<std::pair<std::string, std::string>> ms;
+    for (const auto &[name, value] : headers) {
+        std::string l = lower(name);
+        if (l.rfind("x-ms-", 0) == 0) ms.emplace_back(l, fold_whitespace(value));
+    }
+    std::sort(ms.begin(), ms.end());
+    std::string out;
+    for (const auto &[name, value] : ms) out += name + ":" + value + "\n";
+    return out;
+}
+
+std::string shared_key_string_to_sign(std::string_view method, const Params &headers,
+                                      std::string_view canonical_resource) {
+    std::string length = header(headers, "content-length");
+    if (length == "0") length.clear();
+    std::string out(method);
+    out += '\n';
+    for (const char *name : {"content-encoding", "content-language"}) out += header(headers, name) + "\n";
+    out += length + "\n";
+    for (const char *name : {"content-md5", "content-type", "date", "if-modified-since", "if-match",
+                             "if-none-match", "if-unmodified-since", "range"})
+        out += header(headers, name) + "\n";
+    out += canonicalized_headers(headers);
+    out += canonical_resource;
+    return out;
+}
+
+SharedKey::SharedKey(std::string account, std::string_view key_base64) : account_(std::move(account)) {
+    auto key = crypto::base64_decode(key_base64);
+    if (!key || key->empty())
+        throw Error(ErrorKind::InvalidParameter, "the Azure account key is not base64",
+                    {}, "Copy the key as the portal or `az storage account keys list` shows it.");
+    key_ = std::move(*key);
+}
+
+std::string SharedKey::sign(std::string_view text) const { return crypto::base64(crypto::hmac_sha256(key_, text)); }
+
+std::string SharedKey::authorization(std::string_view method, std::string_view encoded_path, const Params &query,
+                                     const Params &headers) const {
+    std::string to_sign =
+        shared_key_string_to_sign(method, headers, canonicalized_resource(account_, encoded_path, query));
+    return "SharedKey " + account_ + ":" + sign(to_sign);
+}
+
+std::string sas_string_to_sign(std::string_view account, const BlobSas &sas) {
+    std::string resource = "/blob/" + std::string(account) + "/" + sas.container + "/" + sas.blob;
+    std::string out;
+    for (const std::string &field :
+         {sas.permissions, sas.start ? http::iso8601(sas.start) : std::string(), http::iso8601(sas.expiry), resource,
+          sas.identifier, sas.ip, sas.protocol, std::string(kServiceVersion), std::string("b"),
+          std::string() /* snapshot time */, std::string() /* encryption scope */, sas.cache_control,
+          sas.content_disposition, sas.content_encoding, sas.content_language})
+        out += field + "\n";
+    out += sas.content_type;
+    return out;
+}
+
+std::string blob_sas_query(const SharedKey &key, const BlobSas &sas) {
+    std::string signature = key.sign(sas_string_to_sign(key.account(), sas));
+    std::string q;
+    auto add = [&q](const char *name, const std::string &value) {
+        if (value.empty()) return;
+        if (!q.empty()) q += '&';
+        q += name;
+        q += '=';
+        uri::encode(value, false, q);
+    };
+    add("sv", kServiceVersion);
+    add("spr", sas.protocol);
+    add("st", sas.start ? http::iso8601(sas.start) : "");
+    add("se", http::iso8601(sas.expiry));
+    add("sr", "b");
+    add("sp", sas.permissions);
+    add("sip", sas.ip);
+    add("si", sas.identifier);
+    add("rscc", sas.cache_control);
+    add("rscd", sas.content_disposition);
+    add("rsce", sas.content_encoding);
+    add("rscl", sas.content_language);
+    add("rsct", sas.content_type);
+    add("sig", signature);
+    return q;
+}
+
+}  // namespace so::azure
