@@ -70,6 +70,41 @@ SELECT so_register_backend('x', 's3://bucket', '{"credentials": "file:relative/p
 \echo :LAST_ERROR_SQLSTATE
 SELECT so_register_backend('x', 's3://bucket', '{"profile": "dev"}');
 \echo :LAST_ERROR_SQLSTATE
+SELECT so_register_backend('x', 's3://bucket', '{"credentials": "default", "access_key_id": "AK", "secret_access_key": "S"}');
+\echo :LAST_ERROR_SQLSTATE
+
+-- Azure backends: az://container/prefix (or azure://) with the account as
+-- an option, or abfs[s]://container@account.dfs.core.windows.net/prefix.
+SELECT so_register_backend('az_media', 'az://media/uploads',
+  '{"account": "mediaaccount", "account_key": "c2VjcmV0LWtleS1uZXZlci1zaG93bi0xMjM0NQ=="}');
+SELECT so_register_backend('az_lake', 'abfss://lake@lakeaccount.dfs.core.windows.net/raw',
+  '{"sas_token": "?sv=2021-08-06&ss=b&srt=co&sp=rwdlac&se=2030-01-01T00:00:00Z&sig=c2FzLW5ldmVyLXNob3du"}');
+SELECT key, scheme, options, secrets_set FROM so_backend_info WHERE key LIKE 'az\_%' ORDER BY key;
+SELECT count(*) AS leaked FROM so_backend_info WHERE options::text ~ 'c2VjcmV0|c2FzLW';
+SELECT so_unregister_backend('az_media');
+SELECT so_unregister_backend('az_lake');
+SELECT so_register_backend('x', 'az://media');
+\echo :LAST_ERROR_SQLSTATE
+SELECT so_register_backend('x', 'az://Media_Files', '{"account": "acct", "account_key": "c2VjcmV0LWtleS0xNi1ieXRlcw=="}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT so_register_backend('x', 'az://media', '{"account": "Not-An-Account", "account_key": "c2VjcmV0LWtleS0xNi1ieXRlcw=="}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT so_register_backend('x', 'az://media', '{"account": "acct", "account_key": "not base64: s3cr3t!"}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT so_register_backend('x', 'az://media', '{"account": "acct", "sas_token": "s3cr3t-but-no-signature"}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT so_register_backend('x', 'az://media', '{"account": "acct", "account_key": "c2VjcmV0LWtleS0xNi1ieXRlcw==",
+  "sas_token": "sv=2021-08-06&sig=abc"}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT so_register_backend('x', 'az://media', '{"account": "acct", "account_key": "c2VjcmV0LWtleS0xNi1ieXRlcw==",
+  "endpoint": "http://127.0.0.1:10000/acct"}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT so_register_backend('x', 'az://acct:s3cr3t@media', '{"account": "acct", "account_key": "c2VjcmV0LWtleS0xNi1ieXRlcw=="}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT so_register_backend('x', 'abfs://media@acct.example.com/x');
+\echo :LAST_ERROR_SQLSTATE
+SELECT so_register_backend('x', 'az://media', '{"account": "acct", "account_key": "c2VjcmV0LWtleS0xNi1ieXRlcw==", "region": "x"}');
+\echo :LAST_ERROR_SQLSTATE
 -- The data directory is no backend's directory: its users could rewrite
 -- postgresql.auto.conf. A directory of its own inside it is fine.
 SELECT so_register_backend('x', 'osfs://.');
@@ -140,6 +175,22 @@ SELECT so_register_backend('loop', 's3://loop-bucket',
 \echo :LAST_ERROR_SQLSTATE
 SELECT so_alter_backend('team', options => '{"endpoint": "http://[::ffff:10.0.0.1]", "allow_http": true}');
 \echo :LAST_ERROR_SQLSTATE
+-- Every provider of the server's own credentials is the server's.
+SELECT so_register_backend('chain', 's3://chain-bucket', '{"credentials": "default"}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT so_register_backend('imds', 's3://imds-bucket', '{"credentials": "instance"}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT so_register_backend('pod', 's3://pod-bucket', '{"credentials": "web_identity"}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT so_register_backend('task', 's3://task-bucket', '{"credentials": "container"}');
+\echo :LAST_ERROR_SQLSTATE
+-- An Azure backend of an administrator: an endpoint at an internal address is refused.
+SELECT so_register_backend('team_az', 'az://team-container',
+  '{"account": "teamaccount", "account_key": "c2VjcmV0LWtleS0xNi1ieXRlcw=="}');
+SELECT so_register_backend('team_az_internal', 'az://team-container',
+  '{"account": "teamaccount", "account_key": "c2VjcmV0LWtleS0xNi1ieXRlcw==", "endpoint": "http://10.1.2.3/acct", "allow_http": true}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT so_unregister_backend('team_az');
 SELECT so_unregister_backend('team');
 RESET ROLE;
 -- Nobody else became an administrator.

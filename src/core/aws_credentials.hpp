@@ -4,11 +4,26 @@
 // server's OS user.
 #pragma once
 
+#include <map>
+#include <optional>
 #include <string>
 
 #include "core/sigv4.hpp"
 
 namespace so {
+
+// The content of a file only its owner may read (credentials, tokens):
+// Error(PermissionDenied) when others may, Error(NotConfigured) when it
+// cannot be read or is above 1 MiB. Messages name the path, never content.
+std::string read_private_file(const std::string &path);
+// A token file (web identity, container authorization), which Kubernetes
+// may mount readable by its group: no mode check; trailing newlines cut.
+std::string read_token_file(const std::string &path);
+
+// The name = value pairs of [section] of an INI file in the AWS format;
+// nullopt when there is no such section.
+std::optional<std::map<std::string, std::string>> read_profile(const std::string &content,
+                                                               const std::string &section);
 
 // AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN.
 sigv4::Credentials credentials_from_environment();

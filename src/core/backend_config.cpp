@@ -356,17 +356,31 @@ OptionTable s3_options(S3Config &c) {
              {"session_token", set_string(c.session_token, "session_token")},
              {"credentials", string_option("credentials",
                                            [&c](const std::string &s) {
-                                               if (s == "env") {
-                                                   c.credential_source = CredentialSource::Environment;
-                                               } else if (s.rfind("file:", 0) == 0 && s.size() > 6 && s[5] == '/') {
+                                               static const std::pair<const char *, CredentialSource> kSources[] = {
+                                                   {"env", CredentialSource::Environment},
+                                                   {"default", CredentialSource::Chain},
+                                                   {"web_identity", CredentialSource::WebIdentity},
+                                                   {"container", CredentialSource::Container},
+                                                   {"instance", CredentialSource::InstanceMetadata}};
+                                               for (const auto &[name, source] : kSources)
+                                                   if (s == name) {
+                                                       c.credential_source = source;
+                                                       return;
+                                                   }
+                                               if (s.rfind("file:", 0) == 0 && s.size() > 6 && s[5] == '/') {
                                                    c.credential_source = CredentialSource::File;
                                                    c.credentials_file = s.substr(5);
-                                               } else {
-                                                   invalid("option \"credentials\" must be \"env\" or "
-                                                           "\"file:/absolute/path\"");
+                                                   return;
                                                }
+                                               invalid("option \"credentials\" must be \"default\", \"env\", "
+                                                       "\"file:/absolute/path\", \"web_identity\", \"container\" "
+                                                       "or \"instance\"");
                                            })},
-             {"profile", set_string(c.profile, "profile")},
+             {"profile", string_option("profile",
+                                       [&c](const std::string &s) {
+                                           c.profile = s;
+                                           c.profile_set = true;
+                                       })},
              {"path_style", bool_option("path_style", [&c](bool b) { c.path_style = b; })},
              {"allow_http", bool_option("allow_http", [&c](bool b) { c.allow_http = b; })},
              {"part_size", int_option("part_size", int64_t(5) << 20, int64_t(5) << 30,
@@ -473,9 +487,9 @@ void check_s3_rules(const S3Config &c, const json::Value &options) {
     if (c.credential_source != CredentialSource::Options &&
         (!c.access_key_id.empty() || !c.secret_access_key.empty() || !c.session_token.empty()))
         invalid("option \"credentials\" excludes access_key_id, secret_access_key and session_token");
-    if (c.credential_source != CredentialSource::File && options.find("profile") &&
-        !options.find("profile")->is_null())
-        invalid("option \"profile\" needs \"credentials\": \"file:/path\"");
+    if (c.credential_source != CredentialSource::File && c.credential_source != CredentialSource::Chain &&
+        options.find("profile") && !options.find("profile")->is_null())
+        invalid("option \"profile\" needs \"credentials\": \"file:/path\" or \"default\"");
     if (c.access_key_id.empty() != c.secret_access_key.empty())
         invalid("options \"access_key_id\" and \"secret_access_key\" must be given together");
     if (!c.session_token.empty() && c.access_key_id.empty())
@@ -625,8 +639,16 @@ std::string superuser_only_setting(const BackendConfig &config) {
         return internal_endpoint(config.azure.endpoint) ? "an endpoint at an internal address" : "";
     if (config.kind != BackendKind::S3) return "a file system backend";
     const S3Config &c = config.s3;
-    if (c.credential_source == CredentialSource::Environment) return "\"credentials\": \"env\"";
-    if (c.credential_source == CredentialSource::File) return "\"credentials\": \"file:...\"";
+    // Credentials of the server's own: its environment, files, role.
+    switch (c.credential_source) {
+        case CredentialSource::Options: break;
+        case CredentialSource::Environment: return "\"credentials\": \"env\"";
+        case CredentialSource::File: return "\"credentials\": \"file:...\"";
+        case CredentialSource::Chain: return "\"credentials\": \"default\"";
+        case CredentialSource::WebIdentity: return "\"credentials\": \"web_identity\"";
+        case CredentialSource::Container: return "\"credentials\": \"container\"";
+        case CredentialSource::InstanceMetadata: return "\"credentials\": \"instance\"";
+    }
     return internal_endpoint(c.endpoint) ? "an endpoint at an internal address" : "";
 }
 

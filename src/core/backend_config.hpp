@@ -31,10 +31,15 @@ struct LocalConfig {
     bool group_access = false;
 };
 
+// Where an S3 backend's credentials come from (aws_credential_chain.hpp).
 enum class CredentialSource {
-    Options,      // access_key_id / secret_access_key in the registry
-    Environment,  // "credentials": "env": the server's AWS_* variables
-    File,         // "credentials": "file:/path": an AWS shared-credentials file
+    Options,           // access_key_id / secret_access_key in the registry
+    Environment,       // "credentials": "env": the server's AWS_* variables
+    File,              // "credentials": "file:/path": an AWS shared-credentials file
+    Chain,             // "credentials": "default": the AWS SDKs' order
+    WebIdentity,       // "credentials": "web_identity"
+    Container,         // "credentials": "container"
+    InstanceMetadata,  // "credentials": "instance": IMDSv2
 };
 
 struct S3Config {
@@ -45,6 +50,7 @@ struct S3Config {
     CredentialSource credential_source = CredentialSource::Options;
     std::string credentials_file;
     std::string profile = "default";
+    bool profile_set = false;  // the option was given (else AWS_PROFILE, as the SDKs)
     std::string access_key_id, secret_access_key, session_token;
     // Registered by a role that is not a superuser: no internal network
     // addresses (network_policy.hpp), no credentials of the server's own.

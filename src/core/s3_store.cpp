@@ -7,7 +7,7 @@
 #include <ctime>
 #include <set>
 
-#include "core/aws_credentials.hpp"
+#include "core/aws_credential_chain.hpp"
 #include "core/crypto.hpp"
 #include "core/error.hpp"
 #include "core/http_values.hpp"
@@ -89,30 +89,43 @@ const sigv4::Target &S3Store::object_target(std::string_view prefix, std::string
 const sigv4::Target &S3Store::object_target(std::string_view key_in_bucket) { return object_target("", key_in_bucket); }
 
 sigv4::Signer &S3Store::signer() {
+    if (config_.credential_source != CredentialSource::Options) return ambient_signer();
     if (signer_) return *signer_;
-    sigv4::Credentials credentials;
-    const char *hint = "Set the options access_key_id and secret_access_key, or \"credentials\".";
-    if (config_.credential_source != CredentialSource::Options && config_.restricted)
+    if (config_.access_key_id.empty() || config_.secret_access_key.empty())
+        throw Error(ErrorKind::NotConfigured, "storage backend " + quoted(backend_key_) + " has no S3 credentials", {},
+                    "Set the options access_key_id and secret_access_key, or \"credentials\".");
+    signer_ = std::make_unique<sigv4::Signer>(
+        sigv4::Credentials{config_.access_key_id, config_.secret_access_key, config_.session_token}, config_.region);
+    return *signer_;
+}
+
+sigv4::Signer &S3Store::ambient_signer() {
+    if (config_.restricted)
         throw Error(ErrorKind::PermissionDenied,
                     "storage backend " + quoted(backend_key_) +
                         " may not use the database server's own credentials: it was not registered by a superuser");
-    switch (config_.credential_source) {
-        case CredentialSource::Options:
-            credentials = {config_.access_key_id, config_.secret_access_key, config_.session_token};
-            break;
-        case CredentialSource::Environment:
-            credentials = credentials_from_environment();
-            hint = "Set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the database server's environment.";
-            break;
-        case CredentialSource::File:
-            credentials = credentials_from_file(config_.credentials_file, config_.profile);
-            hint = "Set aws_access_key_id and aws_secret_access_key in the profile of the credentials file.";
-            break;
+    if (!credentials_) {
+        static const std::pair<CredentialSource, aws::Provider> kProviders[] = {
+            {CredentialSource::Environment, aws::Provider::Environment},
+            {CredentialSource::File, aws::Provider::SharedFiles},
+            {CredentialSource::Chain, aws::Provider::Chain},
+            {CredentialSource::WebIdentity, aws::Provider::WebIdentity},
+            {CredentialSource::Container, aws::Provider::Container},
+            {CredentialSource::InstanceMetadata, aws::Provider::InstanceMetadata}};
+        aws::ChainOptions options;
+        for (const auto &[source, provider] : kProviders)
+            if (source == config_.credential_source) options.provider = provider;
+        if (config_.credential_source == CredentialSource::File) options.credentials_file = config_.credentials_file;
+        // "default" is the profile's name in files, not a choice: without
+        // the option, AWS_PROFILE decides, as in the SDKs.
+        if (config_.profile_set) options.profile = config_.profile;
+        options.region = config_.region;
+        options.backend = backend_key_;
+        credentials_ = std::make_unique<aws::CredentialCache>(std::move(options));
     }
-    if (credentials.access_key_id.empty() || credentials.secret_access_key.empty())
-        throw Error(ErrorKind::NotConfigured, "storage backend " + quoted(backend_key_) + " has no S3 credentials", {},
-                    hint);
-    signer_ = std::make_unique<sigv4::Signer>(std::move(credentials), config_.region);
+    bool renewed = false;
+    const sigv4::Credentials &credentials = credentials_->get(static_cast<int64_t>(std::time(nullptr)), &renewed);
+    if (renewed || !signer_) signer_ = std::make_unique<sigv4::Signer>(credentials, config_.region);
     return *signer_;
 }
 

@@ -14,6 +14,7 @@
 #include <memory>
 #include <vector>
 
+#include "core/aws_credential_chain.hpp"
 #include "core/backend_config.hpp"
 #include "core/http_client.hpp"
 #include "core/sigv4.hpp"
@@ -94,6 +95,10 @@ private:
     const sigv4::Target &object_target(std::string_view prefix, std::string_view key);
 
     sigv4::Signer &signer();
+    // The signer of a backend whose credentials are the server's own,
+    // renewed with them before they expire.
+    sigv4::Signer &ambient_signer();
+    std::unique_ptr<aws::CredentialCache> credentials_;
     http::Request build(const Call &call);
     http::Response execute(const Call &call);
     ObjectMeta put_single(const PutRequest &request, const std::string &full_key, bool create_only);
