@@ -2,7 +2,7 @@
 # The whole test suite, from a fresh Debian 12 machine, as root:
 #   scripts/test.sh
 # Installs what it needs, builds and installs the extension, starts a
-# throwaway PostgreSQL cluster (and the S3 and nginx fixtures), runs
+# throwaway PostgreSQL cluster (and the S3, Azure and nginx fixtures), runs
 # pg_regress, the GoogleTest unit tests and the libpqxx integration tests,
 # stops everything, and ends with one line "N passed, N failed".
 set -uo pipefail
@@ -16,6 +16,7 @@ work=$(mktemp -d /tmp/stored_object_test.XXXXXX)
 chmod 755 "$work"
 cleanup() {
     "$repo/tests/s3/run-fixture.sh" stop "$work/s3" >/dev/null 2>&1 || true
+    "$repo/tests/azure/run-azurite.sh" stop "$work/azure" >/dev/null 2>&1 || true
     "$repo/scripts/cluster.sh" stop "$work/cluster" >/dev/null 2>&1 || true
     rm -rf "$work"
 }
@@ -58,6 +59,12 @@ S3_FIXTURE_BUCKETS="test-bucket other-bucket" \
 set -a; . "$work/s3/fixture.env"; set +a
 export S3_FIXTURE_DIR="$work/s3"
 
+echo "== Azure fixture (Azurite behind a fault-injecting proxy)"
+azure_port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+"$repo/tests/azure/run-azurite.sh" start "$work/azure" "$azure_port" >"$work/azure-start.log" 2>&1 \
+    || { cat "$work/azure-start.log"; fail_setup azure-fixture; }
+set -a; . "$work/azure/azurite.env"; set +a
+
 echo "== pg_regress"
 rm -rf build/regress
 make installcheck >"$work/regress.log" 2>&1
@@ -88,8 +95,9 @@ else
     record gtest 0 1
 fi
 
-echo "== system tests (the S3 fixture's own test, then tests/system/*.py)"
-for t in tests/s3/test_fixture.py tests/system/test_*.py; do
+echo "== system tests (the fixtures' own tests, then tests/system/*.py)"
+for t in tests/s3/test_fixture.py tests/azure/test_azurite_fixture.py tests/fakes/test_credential_endpoints.py \
+         tests/system/test_*.py; do
     [ -e "$t" ] || continue
     name=$(basename "$t" .py)
     /usr/bin/python3 "$t" >"$work/$name.log" 2>&1
