@@ -25,7 +25,7 @@ namespace {
 
 constexpr const char *kSchemeHint =
     "Use file:///absolute/directory, osfs://directory (relative to the data directory), "
-    "s3://bucket/prefix or az://container/prefix.";
+    "s3://bucket/prefix, gs://bucket/prefix or az://container/prefix.";
 
 bool azure_scheme(std::string_view scheme) {
     return scheme == "az" || scheme == "azure" || scheme == "abfs" || scheme == "abfss";
@@ -144,17 +144,25 @@ bool valid_bucket_name(std::string_view b) {
     return alnum(b.front()) && alnum(b.back()) && b.find("..") == std::string_view::npos;
 }
 
-void parse_s3_url(std::string_view rest, S3Config &s3) {
+// GCS bucket names may also hold '_'.
+bool valid_gcs_bucket_name(std::string_view b) {
+    std::string s3_form(b);
+    std::replace(s3_form.begin(), s3_form.end(), '_', '-');
+    return valid_bucket_name(s3_form) && b.front() != '_' && b.back() != '_';
+}
+
+void parse_s3_url(const std::string &scheme, std::string_view rest, S3Config &s3) {
     if (rest.find_first_of("?#") != std::string_view::npos)
-        invalid("an s3 backend URL takes no query or fragment");
+        invalid("an " + scheme + " backend URL takes no query or fragment");
     size_t slash = rest.find('/');
     std::string_view bucket = rest.substr(0, slash);
     if (bucket.find('@') != std::string_view::npos)
-        invalid("an s3 backend URL must not contain credentials",
+        invalid("an " + scheme + " backend URL must not contain credentials",
                 "Give access keys as options, never in the URL.");
-    if (!valid_bucket_name(bucket))
-        invalid("invalid S3 bucket name " + quoted(std::string(bucket)),
-                "Bucket names have 3 to 63 characters: lowercase letters, digits, '.' and '-'.");
+    if (s3.gcs ? !valid_gcs_bucket_name(bucket) : !valid_bucket_name(bucket))
+        invalid(std::string(s3.gcs ? "invalid GCS" : "invalid S3") + " bucket name " + quoted(std::string(bucket)),
+                s3.gcs ? "Bucket names have 3 to 63 characters: lowercase letters, digits, '.', '-' and '_'."
+                       : "Bucket names have 3 to 63 characters: lowercase letters, digits, '.' and '-'.");
     s3.bucket = std::string(bucket);
     std::string prefix = slash == std::string_view::npos ? "" : std::string(rest.substr(slash + 1));
     if (!prefix.empty() && prefix.back() != '/') prefix += '/';
@@ -549,7 +557,7 @@ std::string url_scheme(std::string_view url) {
     if (sep == std::string_view::npos || sep == 0)
         invalid("backend URL has no scheme", kSchemeHint);
     std::string scheme = lower(url.substr(0, sep));
-    if (scheme != "file" && scheme != "osfs" && scheme != "s3" && !azure_scheme(scheme)) {
+    if (scheme != "file" && scheme != "osfs" && scheme != "s3" && scheme != "gs" && !azure_scheme(scheme)) {
         bool plain = std::all_of(scheme.begin(), scheme.end(),
                                  [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '+'; });
         invalid(plain ? "unsupported backend URL scheme " + quoted(scheme) : "backend URL has no valid scheme",
@@ -566,10 +574,24 @@ BackendConfig parse_backend_config(std::string_view key, std::string_view url,
     std::string scheme = url_scheme(url);
     std::string_view rest = url.substr(scheme.size() + 3);
     json::Value options = parse_options(options_json);
-    if (scheme == "s3") {
+    if (scheme == "s3" || scheme == "gs") {
         config.kind = BackendKind::S3;
-        parse_s3_url(rest, config.s3);
+        config.s3.gcs = scheme == "gs";
+        parse_s3_url(scheme, rest, config.s3);
         OptionTable table = s3_options(config.s3);
+        if (config.s3.gcs) {
+            config.s3.region = "auto";
+            table.backend_name = "gs";
+            // What GCS's XML API has no S3 form of, or what an HMAC key
+            // backend cannot use.
+            for (const char *name : {"sse", "sse_kms_key_id", "sse_customer_key", "credentials", "profile"})
+                table.setters.erase(name);
+            table.setters.emplace("service_account_file",
+                                  string_option("service_account_file", [&config](const std::string &s) {
+                                      if (s[0] != '/') invalid("option \"service_account_file\" must be an absolute path");
+                                      config.s3.service_account_file = s;
+                                  }));
+        }
         add_common_options(table, config);
         apply_options(table, options);
         check_s3_rules(config.s3, options);
@@ -625,7 +647,7 @@ std::optional<std::string> public_url(const BackendConfig &config, std::string_v
 bool url_grants_file_access(std::string_view url) {
     size_t sep = url.find("://");
     std::string scheme = sep == std::string_view::npos ? "" : lower(url.substr(0, sep));
-    return scheme != "s3" && !azure_scheme(scheme);
+    return scheme != "s3" && scheme != "gs" && !azure_scheme(scheme);
 }
 
 std::string superuser_only_setting(const BackendConfig &config) {
@@ -641,7 +663,9 @@ std::string superuser_only_setting(const BackendConfig &config) {
     const S3Config &c = config.s3;
     // Credentials of the server's own: its environment, files, role.
     switch (c.credential_source) {
-        case CredentialSource::Options: break;
+        case CredentialSource::Options:
+            if (!c.service_account_file.empty()) return "\"service_account_file\"";
+            break;
         case CredentialSource::Environment: return "\"credentials\": \"env\"";
         case CredentialSource::File: return "\"credentials\": \"file:...\"";
         case CredentialSource::Chain: return "\"credentials\": \"default\"";

@@ -43,6 +43,11 @@ enum class CredentialSource {
 };
 
 struct S3Config {
+    // Google Cloud Storage through its XML API with an HMAC key (gs://):
+    // the S3 protocol with GCS's differences (gcs_headers.hpp), signed URLs
+    // GOOG4-HMAC-SHA256, or GOOG4-RSA-SHA256 with service_account_file.
+    bool gcs = false;
+    std::string service_account_file;  // a service account key (JSON) on the server
     std::string bucket;
     std::string prefix;  // "" or ends with '/'
     std::optional<std::string> endpoint;  // scheme://host[:port], no trailing slash
@@ -138,8 +143,8 @@ void validate_backend_key(std::string_view key);
 BackendConfig parse_backend_config(std::string_view key, std::string_view url,
                                    std::string_view options_json, std::string_view data_dir);
 
-// The URL scheme, as registered ("file", "osfs", "s3", or for Azure "az",
-// "azure", "abfs", "abfss"); throws for others.
+// The URL scheme, as registered ("file", "osfs", "s3", "gs", or for Azure
+// "az", "azure", "abfs", "abfss"); throws for others.
 std::string url_scheme(std::string_view url);
 
 // Whether a backend URL gives access to the server's own files (every

@@ -17,7 +17,7 @@ namespace so::gcs {
 
 namespace {
 
-constexpr const char *kAlgorithm = "GOOG4-RSA-SHA256";
+constexpr const char *kAlgorithm = "GOOG4-RSA-SHA256";  // RsaSigner's
 constexpr int64_t kMaxExpiry = 7 * 24 * 3600;
 
 [[noreturn]] void invalid(const std::string &message) { throw Error(ErrorKind::InvalidParameter, message); }
@@ -50,6 +50,71 @@ std::string stamp(int64_t unix_seconds, const char *format) {
     char buf[32];
     std::strftime(buf, sizeof buf, format, &tm);
     return buf;
+}
+
+// The canonical request and string to sign of a V4 signed URL, and the
+// URL without its signature, for either algorithm.
+struct Prepared {
+    std::string url_head;  // scheme://host/path?canonical-query
+    std::string to_sign;
+};
+
+Prepared prepare(const UrlRequest &r, const char *algorithm, const std::string &credential_id,
+                 std::string &canonical_request) {
+    if (r.expires_in < 1 || r.expires_in > kMaxExpiry)
+        invalid("GCS signed URLs expire after 1 second to 7 days (604800 seconds)");
+    // Host and path by URL style.
+    std::string host, path = "/";
+    switch (r.style) {
+        case UrlStyle::PathStyle:
+            host = r.host;
+            path += r.bucket;
+            if (!r.object.empty()) path += "/";
+            break;
+        case UrlStyle::VirtualHosted:
+            host = r.bucket + "." + r.host;
+            break;
+        case UrlStyle::BucketBoundDomain:
+            host = r.bucket_bound_domain;
+            break;
+    }
+    uri::encode(r.object, true, path);
+
+    // Signed headers: host and the request's, names lowercase, sorted.
+    std::vector<std::pair<std::string, std::string>> headers{{"host", host}};
+    std::string payload = "UNSIGNED-PAYLOAD";
+    for (const auto &[name, value] : r.headers) {
+        std::string n = lower(name);
+        if (n == "host") continue;
+        headers.emplace_back(n, canonical_value(value));
+        if (n == "x-goog-content-sha256") payload = canonical_value(value);
+    }
+    std::sort(headers.begin(), headers.end());
+    std::string signed_names;
+    for (const auto &h : headers) signed_names += (signed_names.empty() ? "" : ";") + h.first;
+
+    const std::string date = stamp(r.unix_seconds, "%Y%m%d"), timestamp = stamp(r.unix_seconds, "%Y%m%dT%H%M%SZ");
+    const std::string scope = date + "/auto/storage/goog4_request";
+    std::vector<std::pair<std::string, std::string>> query{
+        {"X-Goog-Algorithm", algorithm},
+        {"X-Goog-Credential", credential_id + "/" + scope},
+        {"X-Goog-Date", timestamp},
+        {"X-Goog-Expires", std::to_string(r.expires_in)},
+        {"X-Goog-SignedHeaders", signed_names}};
+    for (const auto &p : r.query) query.push_back(p);
+    std::vector<std::pair<std::string, std::string>> encoded;
+    for (const auto &[name, value] : query) encoded.emplace_back(uri::encode(name, false), uri::encode(value, false));
+    std::sort(encoded.begin(), encoded.end());
+    std::string canonical_query;
+    for (const auto &[name, value] : encoded) canonical_query += (canonical_query.empty() ? "" : "&") + name + "=" + value;
+
+    std::string &c = canonical_request;
+    c = r.method + "\n" + path + "\n" + canonical_query + "\n";
+    for (const auto &[name, value] : headers) c += name + ":" + value + "\n";
+    c += "\n" + signed_names + "\n" + payload;
+    std::string to_sign = std::string(algorithm) + "\n" + timestamp + "\n" + scope + "\n" + crypto::hex(crypto::sha256(c));
+
+    return {r.scheme + "://" + host + path + "?" + canonical_query, std::move(to_sign)};
 }
 
 }  // namespace
@@ -87,59 +152,8 @@ RsaSigner::RsaSigner(const ServiceAccount &account) : key_(std::make_unique<Key>
 RsaSigner::~RsaSigner() = default;
 
 std::string RsaSigner::sign_url(const UrlRequest &r) const {
-    if (r.expires_in < 1 || r.expires_in > kMaxExpiry)
-        invalid("GCS signed URLs expire after 1 second to 7 days (604800 seconds)");
-    // Host and path by URL style.
-    std::string host, path = "/";
-    switch (r.style) {
-        case UrlStyle::PathStyle:
-            host = r.host;
-            path += r.bucket;
-            if (!r.object.empty()) path += "/";
-            break;
-        case UrlStyle::VirtualHosted:
-            host = r.bucket + "." + r.host;
-            break;
-        case UrlStyle::BucketBoundDomain:
-            host = r.bucket_bound_domain;
-            break;
-    }
-    uri::encode(r.object, true, path);
-
-    // Signed headers: host and the request's, names lowercase, sorted.
-    std::vector<std::pair<std::string, std::string>> headers{{"host", host}};
-    std::string payload = "UNSIGNED-PAYLOAD";
-    for (const auto &[name, value] : r.headers) {
-        std::string n = lower(name);
-        if (n == "host") continue;
-        headers.emplace_back(n, canonical_value(value));
-        if (n == "x-goog-content-sha256") payload = canonical_value(value);
-    }
-    std::sort(headers.begin(), headers.end());
-    std::string signed_names;
-    for (const auto &h : headers) signed_names += (signed_names.empty() ? "" : ";") + h.first;
-
-    const std::string date = stamp(r.unix_seconds, "%Y%m%d"), timestamp = stamp(r.unix_seconds, "%Y%m%dT%H%M%SZ");
-    const std::string scope = date + "/auto/storage/goog4_request";
-    std::vector<std::pair<std::string, std::string>> query{
-        {"X-Goog-Algorithm", kAlgorithm},
-        {"X-Goog-Credential", client_email_ + "/" + scope},
-        {"X-Goog-Date", timestamp},
-        {"X-Goog-Expires", std::to_string(r.expires_in)},
-        {"X-Goog-SignedHeaders", signed_names}};
-    for (const auto &p : r.query) query.push_back(p);
-    std::vector<std::pair<std::string, std::string>> encoded;
-    for (const auto &[name, value] : query) encoded.emplace_back(uri::encode(name, false), uri::encode(value, false));
-    std::sort(encoded.begin(), encoded.end());
-    std::string canonical_query;
-    for (const auto &[name, value] : encoded) canonical_query += (canonical_query.empty() ? "" : "&") + name + "=" + value;
-
-    std::string &c = canonical_request_;
-    c = r.method + "\n" + path + "\n" + canonical_query + "\n";
-    for (const auto &[name, value] : headers) c += name + ":" + value + "\n";
-    c += "\n" + signed_names + "\n" + payload;
-    std::string to_sign = std::string(kAlgorithm) + "\n" + timestamp + "\n" + scope + "\n" + crypto::hex(crypto::sha256(c));
-
+    Prepared p = prepare(r, kAlgorithm, client_email_, canonical_request_);
+    const std::string &to_sign = p.to_sign;
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
     std::string signature(static_cast<size_t>(EVP_PKEY_get_size(key_->pkey)), '\0');
     size_t length = signature.size();
@@ -149,7 +163,26 @@ std::string RsaSigner::sign_url(const UrlRequest &r) const {
     EVP_MD_CTX_free(ctx);
     if (!ok) throw Error(ErrorKind::Internal, "RSA signing failed");
     signature.resize(length);
-    return r.scheme + "://" + host + path + "?" + canonical_query + "&X-Goog-Signature=" + crypto::hex(signature);
+    return p.url_head + "&X-Goog-Signature=" + crypto::hex(signature);
+}
+
+HmacSigner::HmacSigner(std::string access_id, std::string secret)
+    : access_id_(std::move(access_id)), secret_(std::move(secret)) {
+    if (access_id_.empty() || secret_.empty()) invalid("a GCS HMAC key needs its access id and secret");
+}
+
+std::string HmacSigner::sign_url(const UrlRequest &r) const {
+    Prepared p = prepare(r, "GOOG4-HMAC-SHA256", access_id_, canonical_request_);
+    // The signing key: HMAC chain from "GOOG4" + secret over the scope.
+    std::string date = stamp(r.unix_seconds, "%Y%m%d");
+    if (date != key_date_) {
+        std::string k = crypto::hmac_sha256("GOOG4" + secret_, date);
+        k = crypto::hmac_sha256(k, "auto");
+        k = crypto::hmac_sha256(k, "storage");
+        key_ = crypto::hmac_sha256(k, "goog4_request");
+        key_date_ = date;
+    }
+    return p.url_head + "&X-Goog-Signature=" + crypto::hex(crypto::hmac_sha256(key_, p.to_sign));
 }
 
 }  // namespace so::gcs

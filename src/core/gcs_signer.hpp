@@ -1,8 +1,8 @@
-// Google Cloud Storage V4 signed URLs (GOOG4-RSA-SHA256) with a service
-// account's private key: the groundwork of a GCS backend (issue 11),
-// checked against Google's public conformance cases
-// (tests/unit/gcs_signer_test.cpp). Our own canonical request and string
-// to sign; the RSA signature by OpenSSL.
+// Google Cloud Storage V4 signed URLs: GOOG4-RSA-SHA256 with a service
+// account's private key, checked against Google's public conformance cases
+// (tests/unit/gcs_signer_test.cpp), and GOOG4-HMAC-SHA256 with an HMAC
+// key, the same canonical request signed with the key chain GCS documents.
+// Our own canonical request and string to sign; RSA and HMAC by OpenSSL.
 #pragma once
 
 #include <cstdint>
@@ -58,6 +58,19 @@ private:
     std::unique_ptr<Key> key_;
     std::string client_email_;
     mutable std::string canonical_request_;
+};
+
+// V4 signed URLs with an HMAC key (access id and secret), as the S3
+// backend's gs:// flavour signs. Keeps the day's signing key.
+class HmacSigner {
+public:
+    HmacSigner(std::string access_id, std::string secret);
+    std::string sign_url(const UrlRequest &request) const;
+    const std::string &canonical_request() const { return canonical_request_; }
+
+private:
+    std::string access_id_, secret_;
+    mutable std::string key_date_, key_, canonical_request_;
 };
 
 }  // namespace so::gcs

@@ -8,8 +8,11 @@
 #include <set>
 
 #include "core/aws_credential_chain.hpp"
+#include "core/aws_credentials.hpp"
 #include "core/crypto.hpp"
 #include "core/error.hpp"
+#include "core/gcs_headers.hpp"
+#include "core/gcs_signer.hpp"
 #include "core/http_values.hpp"
 #include "core/interrupts.hpp"
 #include "core/quiet_thread.hpp"
@@ -53,10 +56,11 @@ struct S3Store::Call {
 S3Store::S3Store(std::string backend_key, const S3Config &config)
     : Store(std::move(backend_key)),
       config_(config),
-      endpoint_(sigv4::Endpoint::parse(config.endpoint.value_or("https://s3." + config.region + ".amazonaws.com"))),
+      endpoint_(sigv4::Endpoint::parse(config.endpoint.value_or(
+          config.gcs ? "https://storage.googleapis.com" : "https://s3." + config.region + ".amazonaws.com"))),
       // Virtual-hosted on AWS, except for bucket names with dots (a TLS
       // wildcard certificate covers one label); path-style elsewhere.
-      style_(config.path_style.value_or(config.endpoint.has_value() ||
+      style_(config.path_style.value_or(config.gcs || config.endpoint.has_value() ||
                                         config.bucket.find('.') != std::string::npos)
                  ? sigv4::AddressingStyle::Path
                  : sigv4::AddressingStyle::VirtualHosted),
@@ -212,6 +216,11 @@ sigv4::Params S3Store::object_headers(const PutRequest &request) const {
         throw Error(ErrorKind::InvalidParameter, "content type " + quoted(request.content_type) +
                                                      " cannot be sent to S3: it must be printable ASCII");
     sigv4::Params headers{{"Content-Type", request.content_type}};
+    if (config_.gcs) {
+        for (auto &h : gcs::encode_metadata(request.metadata_json)) headers.push_back(std::move(h));
+        gcs::append_put_headers(request.attributes, headers);
+        return headers;
+    }
     for (auto &h : s3meta::encode(request.metadata_json)) headers.push_back(std::move(h));
     s3attr::append_put_headers(request.attributes, headers);
     s3attr::append_encryption(config_, headers);
@@ -226,7 +235,7 @@ PutRequest S3Store::with_defaults(const PutRequest &request) const {
 
 std::string S3Store::written_attributes(const PutRequest &request, const http::Response &response) const {
     ObjectAttributes written = request.attributes;
-    ObjectAttributes reported = s3attr::from_response(response.headers);
+    ObjectAttributes reported = config_.gcs ? ObjectAttributes{} : s3attr::from_response(response.headers);
     written.sse = reported.sse;
     written.sse_kms_key_id = reported.sse_kms_key_id;
     // S3 reports nothing for STANDARD; neither do we, so values agree with so_stat.
@@ -244,7 +253,7 @@ ObjectMeta S3Store::put_single(const PutRequest &request, const std::string &ful
     call.key = full_key;
     call.headers = object_headers(request);
     call.headers.emplace_back("Content-MD5", crypto::base64(md5));
-    if (create_only) call.headers.emplace_back("If-None-Match", "*");
+    if (create_only) add_create_only(call.headers);
     call.body = request.data;
     call.body_size = request.size;
     call.payload_sha256 = sha256;
@@ -260,8 +269,7 @@ ObjectMeta S3Store::put_single(const PutRequest &request, const std::string &ful
     std::string etag = strip_quotes(response.header("etag"));
     meta.etag = etag.empty() ? crypto::hex(md5) : etag;
     meta.checksum = sha256;
-    if (const auto *version = response.header("x-amz-version-id"); version && *version != "null")
-        meta.version_id = *version;
+    if (auto version = version_of(response)) meta.version_id = *version;
     meta.metadata = request.metadata_json;
     meta.attributes = written_attributes(request, response);
     return meta;
@@ -430,7 +438,7 @@ ObjectMeta S3Store::finish_multipart(const PutRequest &request, const std::strin
         complete.method = "POST";
         complete.key = full_key;
         complete.query = {{"uploadId", upload_id}};
-        if (create_only) complete.headers.emplace_back("If-None-Match", "*");
+        if (create_only) add_create_only(complete.headers);
         complete.body = body.data();
         complete.body_size = body.size();
         complete.payload_sha256 = crypto::hex(crypto::sha256(body));
@@ -447,8 +455,7 @@ ObjectMeta S3Store::finish_multipart(const PutRequest &request, const std::strin
         std::string etag = s3xml::text(done.body, "ETag");
         meta.etag = strip_quotes(&etag);
         meta.checksum = std::move(checksum);
-        if (const auto *version = done.header("x-amz-version-id"); version && *version != "null")
-            meta.version_id = *version;
+        if (auto version = version_of(done)) meta.version_id = *version;
         meta.metadata = request.metadata_json;
         meta.attributes = written_attributes(request, done);
         return meta;
@@ -635,12 +642,11 @@ Backup S3Store::promote(const std::string &key, const std::string &handle, const
     Call copy;
     copy.method = "PUT";
     copy.key = full_key(key);
-    copy.headers = {{"x-amz-copy-source", "/" + config_.bucket + "/" + uri::encode(full_key(handle), true)}};
+    copy.headers = {{copy_source_header(), "/" + config_.bucket + "/" + uri::encode(full_key(handle), true)}};
     // The copy takes the staged object's headers, metadata and tags, but
     // neither its class nor its encryption: those are asked for again.
     auto asked = staged_class_.find(handle);
-    s3attr::append_storage_class(asked == staged_class_.end() ? config_.default_attributes : asked->second,
-                                 copy.headers);
+    append_storage_class(asked == staged_class_.end() ? config_.default_attributes : asked->second, copy.headers);
     if (asked != staged_class_.end()) staged_class_.erase(asked);
     s3attr::append_encryption(config_, copy.headers);
     s3attr::append_customer_key(config_, copy.headers, true);
@@ -687,7 +693,7 @@ bool S3Store::remove(const std::string &key, const ObjectMeta *expected) {
     Call call;
     call.method = "DELETE";
     call.key = full_key(key);
-    if (versioned) call.query = {{"versionId", *expected->version_id}};
+    if (versioned) call.query = {{version_param(), *expected->version_id}};
     http::Response response = execute(call);
     if (response.status == 404) return false;
     if (response.status != 204 && response.status != 200) fail(response, "delete", key);
@@ -698,7 +704,7 @@ bool S3Store::exists(const std::string &key, const std::string &version_id) {
     Call call;
     call.method = "HEAD";
     call.key = full_key(key);
-    if (!version_id.empty()) call.query = {{"versionId", version_id}};
+    if (!version_id.empty()) call.query = {{version_param(), version_id}};
     s3attr::append_customer_key(config_, call.headers);
     http::Response response = execute(call);
     // 405: the version is a delete marker, which holds no object.
@@ -711,10 +717,10 @@ std::optional<ObjectMeta> S3Store::stat(const std::string &key, const std::strin
     Call call;
     call.method = "HEAD";
     call.key = full_key(key);
-    if (!version_id.empty()) call.query = {{"versionId", version_id}};
+    if (!version_id.empty()) call.query = {{version_param(), version_id}};
     s3attr::append_customer_key(config_, call.headers);
     // A SHA-256 the writer sent (x-amz-checksum-sha256) comes back only when asked for.
-    call.headers.emplace_back("x-amz-checksum-mode", "ENABLED");
+    if (!config_.gcs) call.headers.emplace_back("x-amz-checksum-mode", "ENABLED");
     http::Response response = execute(call);
     if (response.status == 404 || (response.status == 405 && !version_id.empty())) return std::nullopt;
     if (response.status != 200) fail(response, "look up", key);
@@ -726,8 +732,12 @@ std::optional<ObjectMeta> S3Store::stat(const std::string &key, const std::strin
     meta.last_modified = parse_http_date(response.header("last-modified"));
     std::string etag = strip_quotes(response.header("etag"));
     if (!etag.empty()) meta.etag = etag;
-    if (const auto *version = response.header("x-amz-version-id"); version && *version != "null")
-        meta.version_id = *version;
+    if (auto version = version_of(response)) meta.version_id = *version;
+    if (config_.gcs) {
+        meta.metadata = gcs::decode_metadata(response.headers);
+        meta.attributes = format_attributes(gcs::from_response(response.headers));
+        return meta;
+    }
     meta.metadata = s3meta::decode(response.headers);
     // Only a whole-object checksum is the content's SHA-256; a multipart
     // upload's ("...-N") is a checksum of checksums.
@@ -760,7 +770,7 @@ size_t S3Store::fetch(const std::string &key, const std::string &handle, const s
     Call call;
     call.key = object;
     // A staged object has one version: the handle names it.
-    if (handle.empty() && !version_id.empty()) call.query = {{"versionId", version_id}};
+    if (handle.empty() && !version_id.empty()) call.query = {{version_param(), version_id}};
     if (offset > 0 || length)
         call.headers = {{"Range", "bytes=" + std::to_string(offset) + "-" +
                                       (length ? std::to_string(offset + *length - 1) : "")}};
@@ -786,6 +796,7 @@ size_t S3Store::fetch(const std::string &key, const std::string &handle, const s
 void S3Store::sign(std::string_view key, const SignRequest &request, std::string &url) {
     if (request.expires_in > sigv4::kMaxPresignExpiry)
         throw Error(ErrorKind::InvalidParameter, "S3 presigned URLs expire after at most 7 days (604800 seconds)");
+    if (config_.gcs) return sign_gcs(key, request, url);
     sigv4::Params extra;
     if (request.download_as) {
         if (request.method == HttpMethod::Put)
@@ -821,6 +832,7 @@ SignedUpload S3Store::sign_upload(const UploadSignRequest &request) {
                     {}, "Upload through so_put, or use a backend with sse \"AES256\" or \"aws:kms\".");
     if (request.expires_in > sigv4::kMaxPresignExpiry)
         throw Error(ErrorKind::InvalidParameter, "S3 signed uploads expire after at most 7 days (604800 seconds)");
+    if (config_.gcs) return sign_gcs_upload(request);
     // What every upload carries: the type, the backend's default
     // attributes, its encryption; as form fields or as signed headers.
     sigv4::Params carried{{"Content-Type", request.content_type}};
@@ -935,7 +947,8 @@ std::optional<ObjectMeta> S3Store::copy_within(const Store &source, const std::s
 }
 
 bool S3Store::same_store(const S3Store &other) const {
-    return endpoint_.authority == other.endpoint_.authority && config_.region == other.config_.region &&
+    return config_.gcs == other.config_.gcs && endpoint_.authority == other.endpoint_.authority &&
+           config_.region == other.config_.region &&
            config_.access_key_id == other.config_.access_key_id &&
            config_.credential_source == other.config_.credential_source &&
            config_.credentials_file == other.config_.credentials_file && config_.profile == other.config_.profile;
@@ -950,21 +963,108 @@ ObjectMeta S3Store::copy_from(const S3Store &source, const std::string &source_k
     copy.method = "PUT";
     copy.key = full_key(key);
     std::string copy_source = "/" + source.config_.bucket + "/" + uri::encode(source.full_key(source_key), true);
-    if (!source_version.empty()) copy_source += "?versionId=" + uri::encode(source_version, false);
-    copy.headers = {{"x-amz-copy-source", copy_source}};
+    if (!source_version.empty())
+        copy_source += std::string("?") + version_param() + "=" + uri::encode(source_version, false);
+    copy.headers = {{copy_source_header(), copy_source}};
     // Headers, metadata and tags come with the copy; the class and the
     // encryption are this backend's.
-    s3attr::append_storage_class(config_.default_attributes, copy.headers);
-    s3attr::append_encryption(config_, copy.headers);
-    s3attr::append_customer_key(source.config_, copy.headers, true);
+    append_storage_class(config_.default_attributes, copy.headers);
+    if (!config_.gcs) {
+        s3attr::append_encryption(config_, copy.headers);
+        s3attr::append_customer_key(source.config_, copy.headers, true);
+    }
     http::Response response = execute(copy);
     if (response.status == 404) throw_not_found(source.backend_key_, source_key);
     if (response.status != 200 || response.body.find("<Error>") != std::string::npos) fail(response, "copy to", key);
-    std::string version;
-    if (const auto *v = response.header("x-amz-version-id"); v && *v != "null") version = *v;
+    std::string version = version_of(response).value_or("");
     auto meta = stat(key, version);
     if (!meta) throw_not_found(backend_key_, key);
     return *meta;
+}
+
+void S3Store::add_create_only(sigv4::Params &headers) const {
+    // GCS's XML API ignores If-None-Match on writes; generation 0 means
+    // "only if there is no live object".
+    if (config_.gcs)
+        headers.emplace_back(gcs::kCreateOnlyHeader, "0");
+    else
+        headers.emplace_back("If-None-Match", "*");
+}
+
+const char *S3Store::version_param() const { return config_.gcs ? gcs::kGenerationParam : "versionId"; }
+
+const char *S3Store::copy_source_header() const { return config_.gcs ? gcs::kCopySourceHeader : "x-amz-copy-source"; }
+
+std::optional<std::string> S3Store::version_of(const http::Response &response) const {
+    // GCS: every write makes a new generation, which addresses exactly it.
+    const std::string *v = response.header(config_.gcs ? gcs::kGenerationHeader : "x-amz-version-id");
+    if (!v || v->empty() || *v == "null") return std::nullopt;
+    return *v;
+}
+
+void S3Store::append_storage_class(const ObjectAttributes &attributes, sigv4::Params &headers) const {
+    if (config_.gcs)
+        gcs::append_storage_class(attributes, headers);
+    else
+        s3attr::append_storage_class(attributes, headers);
+}
+
+gcs::UrlRequest S3Store::gcs_url_request(std::string_view key, int64_t now, int64_t expires_in) const {
+    gcs::UrlRequest r;
+    r.bucket = config_.bucket;
+    r.object = config_.prefix + std::string(key);
+    r.unix_seconds = now;
+    r.expires_in = expires_in;
+    r.scheme = endpoint_.scheme;
+    r.host = endpoint_.host;
+    r.style = style_ == sigv4::AddressingStyle::Path ? gcs::UrlStyle::PathStyle : gcs::UrlStyle::VirtualHosted;
+    return r;
+}
+
+std::string S3Store::gcs_signed_url(const gcs::UrlRequest &r) {
+    if (!config_.service_account_file.empty()) {
+        if (!gcs_rsa_)
+            gcs_rsa_ = std::make_unique<gcs::RsaSigner>(
+                gcs::parse_service_account(read_private_file(config_.service_account_file)));
+        return gcs_rsa_->sign_url(r);
+    }
+    if (!gcs_hmac_) {
+        if (config_.access_key_id.empty() || config_.secret_access_key.empty())
+            throw Error(ErrorKind::NotConfigured, "storage backend " + quoted(backend_key_) + " has no HMAC key", {},
+                        "Set the options access_key_id and secret_access_key to the HMAC key's access id and secret.");
+        gcs_hmac_ = std::make_unique<gcs::HmacSigner>(config_.access_key_id, config_.secret_access_key);
+    }
+    return gcs_hmac_->sign_url(r);
+}
+
+void S3Store::sign_gcs(std::string_view key, const SignRequest &request, std::string &url) {
+    gcs::UrlRequest r = gcs_url_request(key, request.now, request.expires_in);
+    r.method = request.method == HttpMethod::Put ? "PUT" : "GET";
+    if (request.download_as)
+        r.query.emplace_back("response-content-disposition", http::attachment_disposition(*request.download_as));
+    if (request.download_type) r.query.emplace_back("response-content-type", *request.download_type);
+    if (!request.version_id.empty()) r.query.emplace_back(gcs::kGenerationParam, std::string(request.version_id));
+    url = gcs_signed_url(r);
+}
+
+SignedUpload S3Store::sign_gcs_upload(const UploadSignRequest &request) {
+    if (request.form != UploadForm::Put)
+        throw Error(ErrorKind::NotSupported, "gs backends take signed uploads as PUT", {},
+                    "Sign the upload with method => 'PUT'.");
+    SignedUpload upload;
+    upload.method = "PUT";
+    // Signed headers the client must send as they are: the type, the
+    // backend's attributes, create-only, and the size range GCS enforces.
+    upload.headers = {{"Content-Type", request.content_type}};
+    gcs::append_put_headers(config_.default_attributes, upload.headers);
+    upload.headers.emplace_back(gcs::kCreateOnlyHeader, "0");
+    upload.headers.emplace_back("x-goog-content-length-range",
+                                std::to_string(request.min_size) + "," + std::to_string(request.max_size));
+    gcs::UrlRequest r = gcs_url_request(request.key, request.now, request.expires_in);
+    r.method = "PUT";
+    r.headers = upload.headers;
+    upload.url = gcs_signed_url(r);
+    return upload;
 }
 
 }  // namespace so

@@ -16,6 +16,7 @@
 
 #include "core/aws_credential_chain.hpp"
 #include "core/backend_config.hpp"
+#include "core/gcs_signer.hpp"
 #include "core/http_client.hpp"
 #include "core/sigv4.hpp"
 #include "core/store.hpp"
@@ -109,6 +110,20 @@ private:
                                 const std::vector<std::string> &part_etags, bool create_only, uint64_t size,
                                 std::string checksum);
     sigv4::Params object_headers(const PutRequest &request) const;
+    // Where GCS's XML API differs (gcs_headers.hpp): the create-only
+    // condition, the version parameter and header, the copy source header.
+    void add_create_only(sigv4::Params &headers) const;
+    const char *version_param() const;
+    const char *copy_source_header() const;
+    std::optional<std::string> version_of(const http::Response &response) const;
+    void append_storage_class(const ObjectAttributes &attributes, sigv4::Params &headers) const;
+    // GCS signed URLs (GOOG4-HMAC-SHA256, or -RSA- with a service account).
+    void sign_gcs(std::string_view key, const SignRequest &request, std::string &url);
+    SignedUpload sign_gcs_upload(const UploadSignRequest &request);
+    gcs::UrlRequest gcs_url_request(std::string_view key, int64_t now, int64_t expires_in) const;
+    std::string gcs_signed_url(const gcs::UrlRequest &request);
+    std::unique_ptr<gcs::HmacSigner> gcs_hmac_;
+    std::unique_ptr<gcs::RsaSigner> gcs_rsa_;
     [[noreturn]] void fail(const http::Response &response, const std::string &what, const std::string &key) const;
     std::string full_key(const std::string &key) const { return config_.prefix + key; }
     // The storage class each staged object asked for: promote()'s copy must
