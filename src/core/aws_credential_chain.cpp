@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "core/aws_credentials.hpp"
+#include "core/credential_refresh.hpp"
 #include "core/crypto.hpp"
 #include "core/error.hpp"
 #include "core/http_client.hpp"
@@ -292,11 +293,7 @@ ResolvedCredentials resolve(const ChainOptions &options) {
 const sigv4::Credentials &CredentialCache::get(int64_t now, bool *renewed) {
     *renewed = false;
     if (current_ && current_->expiration) {
-        // Fetched again a while before they expire: five minutes, or a
-        // quarter of their lifetime when they live less than 20 minutes.
-        int64_t lifetime = *current_->expiration - fetched_at_;
-        int64_t margin = std::min<int64_t>(300, std::max<int64_t>(1, lifetime / 4));
-        if (now >= *current_->expiration - margin) {
+        if (due_for_refresh(now, fetched_at_, *current_->expiration)) {
             try {
                 current_ = resolve(options_);
                 fetched_at_ = now;

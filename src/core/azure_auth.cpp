@@ -42,6 +42,15 @@ std::string fold_whitespace(std::string_view v) {
     return out;
 }
 
+// name=value, URL-encoded, after a '&' unless first; nothing for an empty value.
+void append_param(std::string &q, const char *name, const std::string &value) {
+    if (value.empty()) return;
+    if (!q.empty()) q += '&';
+    q += name;
+    q += '=';
+    uri::encode(value, false, q);
+}
+
 }  // namespace
 
 std::string rfc1123_date(int64_t unix_seconds) {
@@ -130,13 +139,7 @@ std::string sas_string_to_sign(std::string_view account, const BlobSas &sas) {
 std::string blob_sas_query(const SharedKey &key, const BlobSas &sas) {
     std::string signature = key.sign(sas_string_to_sign(key.account(), sas));
     std::string q;
-    auto add = [&q](const char *name, const std::string &value) {
-        if (value.empty()) return;
-        if (!q.empty()) q += '&';
-        q += name;
-        q += '=';
-        uri::encode(value, false, q);
-    };
+    auto add = [&q](const char *name, const std::string &value) { append_param(q, name, value); };
     add("sv", kServiceVersion);
     add("spr", sas.protocol);
     add("st", sas.start ? http::iso8601(sas.start) : "");
@@ -145,6 +148,49 @@ std::string blob_sas_query(const SharedKey &key, const BlobSas &sas) {
     add("sp", sas.permissions);
     add("sip", sas.ip);
     add("si", sas.identifier);
+    add("rscc", sas.cache_control);
+    add("rscd", sas.content_disposition);
+    add("rsce", sas.content_encoding);
+    add("rscl", sas.content_language);
+    add("rsct", sas.content_type);
+    add("sig", signature);
+    return q;
+}
+
+std::string user_delegation_sas_string_to_sign(const DelegationKey &key, std::string_view account,
+                                               const BlobSas &sas) {
+    std::string resource = "/blob/" + std::string(account) + "/" + sas.container + "/" + sas.blob;
+    std::string out;
+    for (const std::string &field :
+         {sas.permissions, sas.start ? http::iso8601(sas.start) : std::string(), http::iso8601(sas.expiry), resource,
+          key.object_id, key.tenant_id, key.signed_start, key.signed_expiry, key.service, key.version,
+          std::string() /* authorized user object id */, std::string() /* unauthorized user object id */,
+          std::string() /* correlation id */, sas.ip, sas.protocol, std::string(kServiceVersion), std::string("b"),
+          std::string() /* snapshot time */, std::string() /* encryption scope */, sas.cache_control,
+          sas.content_disposition, sas.content_encoding, sas.content_language})
+        out += field + "\n";
+    out += sas.content_type;
+    return out;
+}
+
+std::string user_delegation_sas_query(const DelegationKey &key, std::string_view account, const BlobSas &sas) {
+    std::string signature =
+        crypto::base64(crypto::hmac_sha256(key.value, user_delegation_sas_string_to_sign(key, account, sas)));
+    std::string q;
+    auto add = [&q](const char *name, const std::string &value) { append_param(q, name, value); };
+    add("sv", kServiceVersion);
+    add("spr", sas.protocol);
+    add("st", sas.start ? http::iso8601(sas.start) : "");
+    add("se", http::iso8601(sas.expiry));
+    add("skoid", key.object_id);
+    add("sktid", key.tenant_id);
+    add("skt", key.signed_start);
+    add("ske", key.signed_expiry);
+    add("sks", key.service);
+    add("skv", key.version);
+    add("sr", "b");
+    add("sp", sas.permissions);
+    add("sip", sas.ip);
     add("rscc", sas.cache_control);
     add("rscd", sas.content_disposition);
     add("rsce", sas.content_encoding);

@@ -74,4 +74,19 @@ std::string sas_string_to_sign(std::string_view account, const BlobSas &sas);
 // Azure SDKs write them.
 std::string blob_sas_query(const SharedKey &key, const BlobSas &sas);
 
+// A user delegation key (Get User Delegation Key), which signs SAS for a
+// backend that holds a token instead of the account key.
+struct DelegationKey {
+    std::string object_id, tenant_id, signed_start, signed_expiry, service, version;
+    std::string value;  // raw key bytes
+    int64_t start = 0, expiry = 0;
+};
+
+// The string to sign of a user delegation SAS for one blob, version
+// 2020-12-06 and later.
+std::string user_delegation_sas_string_to_sign(const DelegationKey &key, std::string_view account, const BlobSas &sas);
+
+// The query string of a user delegation SAS (without '?').
+std::string user_delegation_sas_query(const DelegationKey &key, std::string_view account, const BlobSas &sas);
+
 }  // namespace so::azure

@@ -104,6 +104,7 @@ struct AzureStore::Call {
     uint64_t max_destination = UINT64_MAX;
     size_t max_body = http::kDefaultMaxBody;
     bool ignore_interrupts = false;
+    bool account_level = false;  // the service itself (a user delegation key), not the container
 };
 
 AzureStore::AzureStore(std::string backend_key, const AzureConfig &config)
@@ -118,7 +119,17 @@ AzureStore::AzureStore(std::string backend_key, const AzureConfig &config)
     authority_ = endpoint.substr(host_start, path_start == std::string::npos ? std::string::npos : path_start - host_start);
     path_base_ = path_start == std::string::npos ? "" : endpoint.substr(path_start);
     client_.set_restricted(config.restricted);
+    client_.set_ca_file(config.ca_file);
     if (config.auth == AzureAuth::SharedKey) key_ = std::make_unique<azure::SharedKey>(config.account, config.account_key);
+    if (config.auth == AzureAuth::Token) {
+        azure::TokenOptions options;
+        options.provider = config.token_provider == "workload_identity"  ? azure::TokenProvider::WorkloadIdentity
+                           : config.token_provider == "managed_identity" ? azure::TokenProvider::ManagedIdentity
+                                                                         : azure::TokenProvider::Chain;
+        options.client_id = config.client_id;
+        options.backend = backend_key_;
+        tokens_ = std::make_unique<azure::TokenCache>(std::move(options));
+    }
 }
 
 AzureStore::~AzureStore() = default;
@@ -126,6 +137,14 @@ AzureStore::~AzureStore() = default;
 void AzureStore::set_default_timeouts(long connect_ms, long request_ms) {
     client_.set_timeouts({config_.connect_timeout_ms ? *config_.connect_timeout_ms : connect_ms,
                           config_.request_timeout_ms ? *config_.request_timeout_ms : request_ms});
+}
+
+std::string AzureStore::bearer_token() {
+    if (config_.restricted)
+        throw Error(ErrorKind::PermissionDenied,
+                    "storage backend " + quoted(backend_key_) +
+                        " may not use the database server's own credentials: it was not registered by a superuser");
+    return tokens_->get(static_cast<int64_t>(std::time(nullptr)));
 }
 
 const azure::SharedKey &AzureStore::shared_key() const {
@@ -173,7 +192,7 @@ std::string AzureStore::url_of(std::string_view full_name) const {
 }
 
 http::Request AzureStore::build(const Call &call) {
-    std::string path = path_of(call.blob);
+    std::string path = call.account_level ? path_base_ + "/" : path_of(call.blob);
     azure::Params headers = call.headers;
     headers.emplace_back("x-ms-date", azure::rfc1123_date(static_cast<int64_t>(std::time(nullptr))));
     headers.emplace_back("x-ms-version", azure::kServiceVersion);
@@ -183,6 +202,8 @@ http::Request AzureStore::build(const Call &call) {
     std::string query = query_string(call.query);
     if (key_) {
         headers.emplace_back("Authorization", key_->authorization(call.method, path, call.query, headers));
+    } else if (tokens_) {
+        headers.emplace_back("Authorization", "Bearer " + bearer_token());
     } else {
         query += (query.empty() ? "" : "&") + config_.sas_token;
     }
@@ -513,6 +534,8 @@ void AzureStore::copy_blob(const std::string &source_url, const std::string &sou
     copy.method = "PUT";
     copy.blob = full_name(key);
     copy.headers = {{"x-ms-copy-source", source_url}};
+    // With a token, the source is authorized by the same token.
+    if (tokens_) copy.headers.emplace_back("x-ms-copy-source-authorization", "Bearer " + bearer_token());
     if (asked.storage_class) copy.headers.emplace_back("x-ms-access-tier", access_tier(*asked.storage_class));
     if (asked.tags && !asked.tags->empty()) copy.headers.emplace_back("x-ms-tags", tagging_query(*asked.tags));
     if (create_only) copy.headers.emplace_back("If-None-Match", "*");
@@ -562,7 +585,7 @@ std::string AzureStore::source_url(const std::string &full) const {
     std::string url = url_of(full);
     // Within one account Shared Key authorizes the source too; a SAS token
     // must travel with it.
-    if (!key_) url += "?" + config_.sas_token;
+    if (config_.auth == AzureAuth::SasToken) url += "?" + config_.sas_token;
     return url;
 }
 
@@ -751,6 +774,10 @@ void AzureStore::sign(std::string_view key, const SignRequest &request, std::str
     url += authority_;
     url += path_of(sas.blob);
     url += '?';
+    if (tokens_) {
+        url += azure::user_delegation_sas_query(delegation_key(sas.expiry), config_.account, sas);
+        return;
+    }
     url += azure::blob_sas_query(shared_key(), sas);
 }
 
@@ -775,6 +802,44 @@ SignedUpload AzureStore::sign_upload(const UploadSignRequest &request) {
     add_put_headers(put, upload.headers);
     upload.headers.emplace_back("If-None-Match", "*");
     return upload;
+}
+
+const azure::DelegationKey &AzureStore::delegation_key(int64_t sas_expiry) {
+    // One key serves every URL that expires before it does: a request per
+    // week of URLs, not per URL.
+    int64_t now = static_cast<int64_t>(std::time(nullptr));
+    if (delegation_ && delegation_->expiry >= sas_expiry && delegation_->start <= now) return *delegation_;
+    std::string start = http::iso8601(now - 300), expiry = http::iso8601(now + azure::kMaxSasExpiry);
+    std::string body = "<?xml version=\"1.0\" encoding=\"utf-8\"?><KeyInfo><Start>" + start + "</Start><Expiry>" +
+                       expiry + "</Expiry></KeyInfo>";
+    Call call;
+    call.method = "POST";
+    call.account_level = true;
+    call.query = {{"restype", "service"}, {"comp", "userdelegationkey"}};
+    call.headers = {{"Content-Type", "application/xml"}};
+    call.body = body.data();
+    call.body_size = body.size();
+    http::Response response = execute(call);
+    if (response.status != 200) fail(response, "get a user delegation key for account", config_.account);
+    azure::DelegationKey key;
+    key.object_id = s3xml::text(response.body, "SignedOid");
+    key.tenant_id = s3xml::text(response.body, "SignedTid");
+    key.signed_start = s3xml::text(response.body, "SignedStart");
+    key.signed_expiry = s3xml::text(response.body, "SignedExpiry");
+    key.service = s3xml::text(response.body, "SignedService");
+    key.version = s3xml::text(response.body, "SignedVersion");
+    auto value = crypto::base64_decode(s3xml::text(response.body, "Value"));
+    if (!value || value->empty() || key.object_id.empty())
+        throw Error(ErrorKind::Io, "Azure Blob Storage sent backend " + quoted(backend_key_) +
+                                       " a user delegation key it cannot read");
+    key.value = std::move(*value);
+    key.start = static_cast<int64_t>(http::parse_iso8601(key.signed_start));
+    key.expiry = static_cast<int64_t>(http::parse_iso8601(key.signed_expiry));
+    delegation_ = std::move(key);
+    if (delegation_->expiry < sas_expiry)
+        throw Error(ErrorKind::InvalidParameter, "the URL would outlive the user delegation key of backend " +
+                                                     quoted(backend_key_) + " (at most 7 days)");
+    return *delegation_;
 }
 
 std::optional<ObjectMeta> AzureStore::copy_within(const Store &source, const std::string &source_key,

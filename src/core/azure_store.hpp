@@ -1,7 +1,8 @@
 // The Azure Blob Storage backend: objects as block blobs in a container of
 // a storage account (or Azurite), spoken to over HTTP(S) with libcurl,
-// every request authorized by our own Shared Key signer, or by a SAS token
-// the backend was given.
+// every request authorized by our own Shared Key signer, by a SAS token
+// the backend was given, or by an Entra token of the server's own
+// (managed identity, workload identity).
 //
 // Create-only writes send If-None-Match: *, so the service itself refuses
 // an existing blob (409/412). Objects above block_size go up as blocks
@@ -18,6 +19,7 @@
 #include <vector>
 
 #include "core/azure_auth.hpp"
+#include "core/azure_credentials.hpp"
 #include "core/backend_config.hpp"
 #include "core/http_client.hpp"
 #include "core/retrying.hpp"
@@ -103,6 +105,12 @@ private:
     std::string scheme_, authority_, path_base_;  // path_base_: "/account" on Azurite, "" on Azure
     http::Client client_;
     std::unique_ptr<azure::SharedKey> key_;
+    std::unique_ptr<azure::TokenCache> tokens_;
+    std::optional<azure::DelegationKey> delegation_;
+    std::string bearer_token();
+    // The user delegation key that signs URLs of a token backend, fetched
+    // once and kept while it outlives the URLs asked for.
+    const azure::DelegationKey &delegation_key(int64_t sas_expiry);
     // What each staged blob asked for that its promotion's copy must ask
     // again (tier, tags). Keyed by handle.
     std::map<std::string, ObjectAttributes> staged_attributes_;

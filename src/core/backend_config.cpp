@@ -384,6 +384,10 @@ OptionTable s3_options(S3Config &c) {
                                                        "\"file:/absolute/path\", \"web_identity\", \"container\" "
                                                        "or \"instance\"");
                                            })},
+             {"ca_file", string_option("ca_file", [&c](const std::string &s) {
+                  if (s[0] != '/') invalid("option \"ca_file\" must be an absolute path");
+                  c.ca_file = s;
+              })},
              {"profile", string_option("profile",
                                        [&c](const std::string &s) {
                                            c.profile = s;
@@ -451,9 +455,23 @@ OptionTable azure_options(AzureConfig &c) {
                                                  t.find("sv=") == std::string::npos)
                                                  invalid("option \"sas_token\" must be a SAS token (sv=...&sig=...)");
                                              c.sas_token = t;
+                                             c.auth = AzureAuth::SasToken;
                                          })},
              {"endpoint", string_option("endpoint",
                                         [&c](const std::string &s) { c.endpoint = http_url("endpoint", s, true); })},
+             {"credentials", string_option("credentials",
+                                           [&c](const std::string &s) {
+                                               if (s != "default" && s != "workload_identity" && s != "managed_identity")
+                                                   invalid("option \"credentials\" of an Azure backend must be "
+                                                           "\"default\", \"workload_identity\" or \"managed_identity\"");
+                                               c.auth = AzureAuth::Token;
+                                               c.token_provider = s;
+                                           })},
+             {"client_id", string_option("client_id", [&c](const std::string &s) { c.client_id = s; })},
+             {"ca_file", string_option("ca_file", [&c](const std::string &s) {
+                  if (s[0] != '/') invalid("option \"ca_file\" must be an absolute path");
+                  c.ca_file = s;
+              })},
              {"allow_http", bool_option("allow_http", [&c](bool b) { c.allow_http = b; })},
              {"block_size", int_option("block_size", int64_t(1) << 20, int64_t(4000) << 20,
                                        [&c](int64_t n) { c.block_size = n; })},
@@ -521,8 +539,10 @@ void check_s3_rules(const S3Config &c, const json::Value &options) {
 void check_azure_rules(const AzureConfig &c) {
     if (c.account.empty())
         invalid("an Azure backend needs the option \"account\"", "The storage account that holds the container.");
-    if (c.account_key.empty() == c.sas_token.empty())
-        invalid("an Azure backend needs exactly one of the options \"account_key\" and \"sas_token\"");
+    if (int(!c.account_key.empty()) + int(!c.sas_token.empty()) + int(c.auth == AzureAuth::Token) != 1)
+        invalid("an Azure backend needs exactly one of the options \"account_key\", \"sas_token\" and \"credentials\"");
+    if (!c.client_id.empty() && c.auth != AzureAuth::Token)
+        invalid("option \"client_id\" needs \"credentials\"");
     if (c.endpoint && lower(*c.endpoint).rfind("http://", 0) == 0 && !c.allow_http)
         invalid("a plain http:// endpoint needs the option \"allow_http\": true",
                 "Requests and credentials would travel unencrypted.");
@@ -657,14 +677,19 @@ std::string superuser_only_setting(const BackendConfig &config) {
         host = host.substr(0, host.rfind(':') == std::string::npos || host.back() == ']' ? host.size() : host.rfind(':'));
         return !net::restricted_may_use_host(host);
     };
-    if (config.kind == BackendKind::Azure)
-        return internal_endpoint(config.azure.endpoint) ? "an endpoint at an internal address" : "";
+    if (config.kind == BackendKind::Azure) {
+        const AzureConfig &a = config.azure;
+        if (a.auth == AzureAuth::Token) return "\"credentials\": \"" + a.token_provider + "\"";
+        if (!a.ca_file.empty()) return "\"ca_file\"";  // a file of the server's
+        return internal_endpoint(a.endpoint) ? "an endpoint at an internal address" : "";
+    }
     if (config.kind != BackendKind::S3) return "a file system backend";
     const S3Config &c = config.s3;
     // Credentials of the server's own: its environment, files, role.
     switch (c.credential_source) {
         case CredentialSource::Options:
             if (!c.service_account_file.empty()) return "\"service_account_file\"";
+            if (!c.ca_file.empty()) return "\"ca_file\"";
             break;
         case CredentialSource::Environment: return "\"credentials\": \"env\"";
         case CredentialSource::File: return "\"credentials\": \"file:...\"";

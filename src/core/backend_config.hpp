@@ -56,6 +56,7 @@ struct S3Config {
     std::string credentials_file;
     std::string profile = "default";
     bool profile_set = false;  // the option was given (else AWS_PROFILE, as the SDKs)
+    std::string ca_file;       // PEM CA certificates to verify the endpoint with (a private CA)
     std::string access_key_id, secret_access_key, session_token;
     // Registered by a role that is not a superuser: no internal network
     // addresses (network_policy.hpp), no credentials of the server's own.
@@ -84,6 +85,8 @@ struct S3Config {
 enum class AzureAuth {
     SharedKey,  // account_key: every request signed; signed URLs are service SAS
     SasToken,   // sas_token: appended to every request; no URLs signed here
+    Token,      // "credentials": Entra tokens of the server's own (azure_credentials.hpp);
+                // signed URLs are user delegation SAS
 };
 
 struct AzureConfig {
@@ -97,6 +100,9 @@ struct AzureConfig {
     AzureAuth auth = AzureAuth::SharedKey;
     std::string account_key;  // base64, as the portal shows it
     std::string sas_token;    // without the leading '?'
+    std::string token_provider;  // AzureAuth::Token: "default", "workload_identity", "managed_identity"
+    std::string client_id;       // a user-assigned managed identity
+    std::string ca_file;         // PEM CA certificates to verify the endpoint with (a private CA)
     bool restricted = false;  // as S3Config::restricted
     bool allow_http = false;
     int64_t block_size = 8 * 1024 * 1024;

@@ -273,6 +273,7 @@ void Client::setup(void *handle, Transfer &t) {
     curl_easy_setopt(h, CURLOPT_HEADERDATA, &t);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, &Transfer::write_body);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &t);
+    if (!ca_file_.empty()) curl_easy_setopt(h, CURLOPT_CAINFO, ca_file_.c_str());
     if (restricted_) {
         curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, &Transfer::open_socket);
         curl_easy_setopt(h, CURLOPT_OPENSOCKETDATA, &t);

@@ -93,6 +93,9 @@ public:
     void set_timeouts(Timeouts timeouts) { timeouts_ = timeouts; }
     // Restricted: refuse to connect to internal addresses (network_policy.hpp).
     void set_restricted(bool restricted) { restricted_ = restricted; }
+    // Verify servers against the CA certificates of this PEM file instead
+    // of the system's (a private CA); empty: the system's.
+    void set_ca_file(std::string path) { ca_file_ = std::move(path); }
     const Timeouts &timeouts() const { return timeouts_; }
 
     // Connections opened so far (for tests and benchmarks of reuse).
@@ -104,6 +107,7 @@ private:
     std::vector<void *> idle_handles_;
     Timeouts timeouts_;
     bool restricted_ = false;
+    std::string ca_file_;
     long connections_opened_ = 0;
     // After a failed exchange the connection may hold what the server sent
     // beyond the response (a body after HEAD): the next request opens a new one.

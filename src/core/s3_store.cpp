@@ -66,6 +66,7 @@ S3Store::S3Store(std::string backend_key, const S3Config &config)
                  : sigv4::AddressingStyle::VirtualHosted),
       client_(http::Timeouts{config.connect_timeout_ms.value_or(10000), config.request_timeout_ms.value_or(300000)}) {
     client_.set_restricted(config.restricted);
+    client_.set_ca_file(config.ca_file);
 }
 
 void S3Store::set_default_timeouts(long connect_ms, long request_ms) {

@@ -1,0 +1,166 @@
+#include "core/azure_credentials.hpp"
+
+#include <algorithm>
+#include <cstdlib>
+#include <ctime>
+
+#include "core/aws_credentials.hpp"
+#include "core/credential_refresh.hpp"
+#include "core/error.hpp"
+#include "core/http_client.hpp"
+#include "core/json.hpp"
+#include "core/uri.hpp"
+
+namespace so::azure {
+
+namespace {
+
+struct NotSetUp {
+    std::string why;
+};
+
+std::string env(const char *name) {
+    const char *v = std::getenv(name);
+    return v ? v : "";
+}
+
+std::string without_trailing_slash(std::string s) {
+    while (!s.empty() && s.back() == '/') s.pop_back();
+    return s;
+}
+
+http::Response send(http::Request &req, const char *provider, long timeout_ms) {
+    http::Client client(http::Timeouts{std::min(timeout_ms, 5000L), timeout_ms});
+    http::Outcome outcome = client.perform(req);
+    if (!outcome.transport_ok)
+        throw Error(ErrorKind::Io, std::string("the ") + provider + " token provider could not reach its endpoint: " +
+                                       message_text(outcome.error));
+    return std::move(outcome.response);
+}
+
+const json::Value *member(const json::Value &doc, const char *name) {
+    return doc.kind == json::Value::Kind::Object ? doc.find(name) : nullptr;
+}
+
+// Entra and IMDS answers: access_token, and expires_on (IMDS, a string of
+// epoch seconds) or expires_in (seconds from now, a number or a string).
+AccessToken parse_token(const http::Response &response, const char *provider, int64_t now) {
+    json::Value doc;
+    try {
+        doc = json::parse(response.body);
+    } catch (const Error &) {
+    }
+    if (response.status != 200) {
+        const json::Value *error = member(doc, "error");
+        std::string code = error && error->kind == json::Value::Kind::String ? error->text : "";
+        throw Error(response.status == 400 || response.status == 401 || response.status == 403
+                        ? ErrorKind::PermissionDenied
+                        : ErrorKind::Io,
+                    std::string("the ") + provider + " token provider was refused a token: HTTP " +
+                        std::to_string(response.status) + (code.empty() ? "" : " " + message_text(code)));
+    }
+    const json::Value *token = member(doc, "access_token");
+    if (!token || token->kind != json::Value::Kind::String || token->text.empty())
+        throw Error(ErrorKind::Io, std::string("the ") + provider + " token provider answered without a token");
+    AccessToken t;
+    t.token = token->text;
+    t.provider = provider;
+    auto seconds = [](const json::Value *v) -> int64_t {
+        if (!v) return 0;
+        return std::strtoll(v->text.c_str(), nullptr, 10);  // numbers keep their literal in text
+    };
+    if (int64_t on = seconds(member(doc, "expires_on")); on > 0)
+        t.expires_on = on;
+    else
+        t.expires_on = now + std::max<int64_t>(seconds(member(doc, "expires_in")), 60);
+    return t;
+}
+
+AccessToken workload_identity(int64_t now) {
+    std::string tenant = env("AZURE_TENANT_ID"), client = env("AZURE_CLIENT_ID"),
+                file = env("AZURE_FEDERATED_TOKEN_FILE");
+    if (tenant.empty() || client.empty() || file.empty())
+        throw NotSetUp{"AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_FEDERATED_TOKEN_FILE are not all set"};
+    std::string authority = env("AZURE_AUTHORITY_HOST");
+    if (authority.empty()) authority = "https://login.microsoftonline.com";
+    // Read again at each refresh: Kubernetes rotates the token in place.
+    std::string assertion = read_token_file(file);
+    std::string body = "grant_type=client_credentials&client_id=" + uri::encode(client, false) +
+                       "&scope=" + uri::encode(std::string(kStorageResource) + ".default", false) +
+                       "&client_assertion_type=" +
+                       uri::encode("urn:ietf:params:oauth:client-assertion-type:jwt-bearer", false) +
+                       "&client_assertion=" + uri::encode(assertion, false);
+    http::Request req;
+    req.method = "POST";
+    req.url = without_trailing_slash(authority) + "/" + uri::encode(tenant, false) + "/oauth2/v2.0/token";
+    req.headers = {{"Content-Type", "application/x-www-form-urlencoded"}, {"Accept", "application/json"}};
+    req.body = body.data();
+    req.body_size = body.size();
+    return parse_token(send(req, "workload_identity", 10000), "workload_identity", now);
+}
+
+AccessToken managed_identity(const TokenOptions &options, int64_t now) {
+    std::string host = env("AZURE_POD_IDENTITY_AUTHORITY_HOST");
+    if (host.empty()) host = "http://169.254.169.254";
+    http::Request req;
+    req.url = without_trailing_slash(host) + "/metadata/identity/oauth2/token?api-version=2018-02-01&resource=" +
+              uri::encode(kStorageResource, false);
+    if (!options.client_id.empty()) req.url += "&client_id=" + uri::encode(options.client_id, false);
+    req.headers = {{"Metadata", "true"}};
+    // Not on Azure, nothing answers: the SDKs give the metadata service a second.
+    http::Response response = send(req, "managed_identity", 2000);
+    return parse_token(response, "managed_identity", now);
+}
+
+}  // namespace
+
+const char *token_provider_name(TokenProvider provider) {
+    switch (provider) {
+        case TokenProvider::Chain: return "default";
+        case TokenProvider::WorkloadIdentity: return "workload_identity";
+        case TokenProvider::ManagedIdentity: return "managed_identity";
+    }
+    return "?";
+}
+
+AccessToken fetch_token(const TokenOptions &options) {
+    int64_t now = static_cast<int64_t>(std::time(nullptr));
+    std::string tried;
+    try {
+        if (options.provider != TokenProvider::ManagedIdentity) {
+            try {
+                return workload_identity(now);
+            } catch (const NotSetUp &skip) {
+                if (options.provider == TokenProvider::WorkloadIdentity) throw;
+                tried = std::string("workload_identity: ") + skip.why;
+            }
+        }
+        return managed_identity(options, now);
+    } catch (const NotSetUp &skip) {
+        throw Error(ErrorKind::NotConfigured,
+                    "storage backend " + quoted(options.backend) + " found no Azure credentials",
+                    "tried workload_identity: " + message_text(skip.why));
+    } catch (const Error &e) {
+        throw Error(e.kind(), "storage backend " + quoted(options.backend) + " found no Azure credentials: " + e.what(),
+                    tried.empty() ? e.detail() : "passed over: " + tried, e.hint());
+    }
+}
+
+const std::string &TokenCache::get(int64_t now) {
+    if (current_) {
+        if (due_for_refresh(now, fetched_at_, current_->expires_on)) {
+            try {
+                current_ = fetch_token(options_);
+                fetched_at_ = now;
+            } catch (const Error &) {
+                if (now >= current_->expires_on) throw;  // still valid: used until it expires
+            }
+        }
+    } else {
+        current_ = fetch_token(options_);
+        fetched_at_ = now;
+    }
+    return current_->token;
+}
+
+}  // namespace so::azure

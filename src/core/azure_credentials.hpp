@@ -1,0 +1,64 @@
+// Microsoft Entra tokens for Azure Storage found the way the Azure SDKs'
+// DefaultAzureCredential finds them, from the database server's own
+// environment, for servers that hold no account key (AKS, VMs):
+//
+//   workload identity  AZURE_TENANT_ID, AZURE_CLIENT_ID and
+//                      AZURE_FEDERATED_TOKEN_FILE: the federated token is
+//                      exchanged at the Entra token endpoint
+//                      (AZURE_AUTHORITY_HOST, default
+//                      https://login.microsoftonline.com/)
+//   managed identity   the instance metadata service
+//                      (AZURE_POD_IDENTITY_AUTHORITY_HOST, default
+//                      http://169.254.169.254), with the header
+//                      "Metadata: true"; a user-assigned identity by its
+//                      client id
+//
+// The chain tries them in that order, as the SDK does. Tokens are kept and
+// fetched again before they expire; messages name the providers tried,
+// never a token.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace so::azure {
+
+enum class TokenProvider { Chain, WorkloadIdentity, ManagedIdentity };
+
+const char *token_provider_name(TokenProvider provider);  // "default", "workload_identity", "managed_identity"
+
+struct AccessToken {
+    std::string token;
+    int64_t expires_on = 0;  // seconds since the epoch
+    std::string provider;
+};
+
+struct TokenOptions {
+    TokenProvider provider = TokenProvider::Chain;
+    std::string client_id;  // a user-assigned managed identity; empty: the system-assigned one
+    std::string backend;    // for messages
+};
+
+// The scope of Azure Storage.
+inline constexpr const char *kStorageResource = "https://storage.azure.com/";
+
+// Fetches a token now. Throws Error(NotConfigured) naming what was tried,
+// or the error of the provider that failed.
+AccessToken fetch_token(const TokenOptions &options);
+
+// A token kept for one backend, fetched again before it expires (five
+// minutes, or a quarter of a shorter lifetime); a failed refresh keeps a
+// token that is still valid.
+class TokenCache {
+public:
+    explicit TokenCache(TokenOptions options) : options_(std::move(options)) {}
+    const std::string &get(int64_t now);
+
+private:
+    TokenOptions options_;
+    std::optional<AccessToken> current_;
+    int64_t fetched_at_ = 0;
+};
+
+}  // namespace so::azure
