@@ -11,6 +11,8 @@
 #include <utility>
 #include <vector>
 
+#include "core/crypto.hpp"
+
 namespace so::azure {
 
 // The REST and SAS version we speak (the x-ms-version header, sv=).
@@ -49,6 +51,7 @@ public:
                               const Params &headers) const;
     // Base64 HMAC-SHA256 of text with the account key.
     std::string sign(std::string_view text) const;
+    const std::string &raw_key() const { return key_; }
 
 private:
     std::string account_, key_;
@@ -73,6 +76,26 @@ std::string sas_string_to_sign(std::string_view account, const BlobSas &sas);
 // The query string of the SAS (without '?'), parameters in the order the
 // Azure SDKs write them.
 std::string blob_sas_query(const SharedKey &key, const BlobSas &sas);
+
+// blob_sas_query for many blobs, as so_sign makes them row after row: the
+// key's HMAC state is kept, and so is the part of the string to sign and
+// of the query that depends only on permissions, times and container, so
+// each URL hashes only its own part and allocates nothing once warm.
+class SasSigner {
+public:
+    explicit SasSigner(const SharedKey &key);
+    // Appends to url the query string blob_sas_query gives for sas.
+    void append_query(std::string &url, const BlobSas &sas);
+
+private:
+    std::string account_;
+    crypto::HmacSha256 hmac_;
+    // What the kept prefix was made for.
+    bool warm_ = false;
+    int64_t start_ = 0, expiry_ = 0;
+    std::string permissions_, container_, protocol_;
+    std::string query_head_, rest_, signature_;
+};
 
 // A user delegation key (Get User Delegation Key), which signs SAS for a
 // backend that holds a token instead of the account key.

@@ -760,25 +760,33 @@ void AzureStore::sign(std::string_view key, const SignRequest &request, std::str
         throw Error(ErrorKind::InvalidParameter, "Azure signed URLs expire after at most 7 days (604800 seconds)");
     if (request.method == HttpMethod::Put && (request.download_as || request.download_type))
         throw Error(ErrorKind::InvalidParameter, "download_as and download_type apply to downloads only");
-    azure::BlobSas sas;
+    // Kept between calls: signing a URL per row allocates little.
+    azure::BlobSas &sas = sas_;
     sas.permissions = request.method == HttpMethod::Put ? "cw" : "r";
     sas.expiry = request.now + request.expires_in;
     sas.container = config_.container;
-    sas.blob = config_.prefix + std::string(key);
+    sas.blob.assign(config_.prefix).append(key);
     sas.protocol = scheme_ == "https" ? "https" : "https,http";
+    sas.content_disposition.clear();
+    sas.content_type.clear();
     if (request.download_as) sas.content_disposition = http::attachment_disposition(*request.download_as);
     if (request.download_type) sas.content_type = *request.download_type;
     url.clear();
     url += scheme_;
     url += "://";
     url += authority_;
-    url += path_of(sas.blob);
+    url += path_base_;
+    url += '/';
+    url += config_.container;
+    url += '/';
+    uri::encode(sas.blob, true, url);
     url += '?';
     if (tokens_) {
         url += azure::user_delegation_sas_query(delegation_key(sas.expiry), config_.account, sas);
         return;
     }
-    url += azure::blob_sas_query(shared_key(), sas);
+    if (!sas_signer_) sas_signer_ = std::make_unique<azure::SasSigner>(shared_key());
+    sas_signer_->append_query(url, sas);
 }
 
 SignedUpload AzureStore::sign_upload(const UploadSignRequest &request) {

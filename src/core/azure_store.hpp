@@ -105,6 +105,8 @@ private:
     std::string scheme_, authority_, path_base_;  // path_base_: "/account" on Azurite, "" on Azure
     http::Client client_;
     std::unique_ptr<azure::SharedKey> key_;
+    std::unique_ptr<azure::SasSigner> sas_signer_;
+    azure::BlobSas sas_;
     std::unique_ptr<azure::TokenCache> tokens_;
     std::optional<azure::DelegationKey> delegation_;
     std::string bearer_token();

@@ -94,3 +94,25 @@ TEST(AzureAuth, ServiceSasStringToSignHasTheSixteenFieldsOfVersion2020_12_06) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(AzureAuth, TheKeptSasSignerGivesWhatTheOneShotDoes) {
+    so::azure::SharedKey key("acct", so::crypto::base64("0123456789abcdef0123456789abcdef"));
+    so::azure::SasSigner signer(key);
+    so::azure::BlobSas sas;
+    sas.container = "photos";
+    sas.protocol = "https";
+    for (int i = 0; i < 6; ++i) {
+        sas.permissions = i % 3 == 2 ? "cw" : "r";
+        sas.expiry = 1767225600 + (i / 2) * 60;  // the kept part changes every other URL
+        sas.blob = "2026/photo " + std::to_string(i) + ".jpg";
+        sas.content_disposition = i == 4 ? "attachment; filename=\"a.jpg\"" : "";
+        sas.content_type = i == 5 ? "image/jpeg" : "";
+        std::string url = "https://h/c/b?";
+        signer.append_query(url, sas);
+        EXPECT_EQ(url, "https://h/c/b?" + so::azure::blob_sas_query(key, sas)) << i;
+    }
+}
+
+}  // namespace
