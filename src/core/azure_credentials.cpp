@@ -5,7 +5,6 @@
 #include <ctime>
 
 #include "core/aws_credentials.hpp"
-#include "core/credential_refresh.hpp"
 #include "core/error.hpp"
 #include "core/http_client.hpp"
 #include "core/json.hpp"
@@ -144,23 +143,6 @@ AccessToken fetch_token(const TokenOptions &options) {
         throw Error(e.kind(), "storage backend " + quoted(options.backend) + " found no Azure credentials: " + e.what(),
                     tried.empty() ? e.detail() : "passed over: " + tried, e.hint());
     }
-}
-
-const std::string &TokenCache::get(int64_t now) {
-    if (current_) {
-        if (due_for_refresh(now, fetched_at_, current_->expires_on)) {
-            try {
-                current_ = fetch_token(options_);
-                fetched_at_ = now;
-            } catch (const Error &) {
-                if (now >= current_->expires_on) throw;  // still valid: used until it expires
-            }
-        }
-    } else {
-        current_ = fetch_token(options_);
-        fetched_at_ = now;
-    }
-    return current_->token;
 }
 
 }  // namespace so::azure

@@ -13,14 +13,15 @@
 //                      "Metadata: true"; a user-assigned identity by its
 //                      client id
 //
-// The chain tries them in that order, as the SDK does. Tokens are kept and
-// fetched again before they expire; messages name the providers tried,
-// never a token.
+// The chain tries them in that order, as the SDK does. Messages name the
+// providers tried, never a token. Tokens are kept in a BearerTokenCache.
 #pragma once
 
 #include <cstdint>
 #include <optional>
 #include <string>
+
+#include "core/bearer_token.hpp"
 
 namespace so::azure {
 
@@ -28,9 +29,7 @@ enum class TokenProvider { Chain, WorkloadIdentity, ManagedIdentity };
 
 const char *token_provider_name(TokenProvider provider);  // "default", "workload_identity", "managed_identity"
 
-struct AccessToken {
-    std::string token;
-    int64_t expires_on = 0;  // seconds since the epoch
+struct AccessToken : BearerToken {
     std::string provider;
 };
 
@@ -46,19 +45,5 @@ inline constexpr const char *kStorageResource = "https://storage.azure.com/";
 // Fetches a token now. Throws Error(NotConfigured) naming what was tried,
 // or the error of the provider that failed.
 AccessToken fetch_token(const TokenOptions &options);
-
-// A token kept for one backend, fetched again before it expires (five
-// minutes, or a quarter of a shorter lifetime); a failed refresh keeps a
-// token that is still valid.
-class TokenCache {
-public:
-    explicit TokenCache(TokenOptions options) : options_(std::move(options)) {}
-    const std::string &get(int64_t now);
-
-private:
-    TokenOptions options_;
-    std::optional<AccessToken> current_;
-    int64_t fetched_at_ = 0;
-};
 
 }  // namespace so::azure

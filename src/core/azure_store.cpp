@@ -128,7 +128,9 @@ AzureStore::AzureStore(std::string backend_key, const AzureConfig &config)
                                                                          : azure::TokenProvider::Chain;
         options.client_id = config.client_id;
         options.backend = backend_key_;
-        tokens_ = std::make_unique<azure::TokenCache>(std::move(options));
+        tokens_ = std::make_unique<BearerTokenCache>([options](int64_t) -> BearerToken {
+            return azure::fetch_token(options);
+        });
     }
 }
 

@@ -107,7 +107,7 @@ private:
     std::unique_ptr<azure::SharedKey> key_;
     std::unique_ptr<azure::SasSigner> sas_signer_;
     azure::BlobSas sas_;
-    std::unique_ptr<azure::TokenCache> tokens_;
+    std::unique_ptr<BearerTokenCache> tokens_;
     std::optional<azure::DelegationKey> delegation_;
     std::string bearer_token();
     // The user delegation key that signs URLs of a token backend, fetched

@@ -536,6 +536,13 @@ void check_s3_rules(const S3Config &c, const json::Value &options) {
                 "The key travels in the headers of every request.");
 }
 
+void check_gcs_rules(const S3Config &c) {
+    if (!c.gcs_credentials.empty() && !c.access_key_id.empty())
+        invalid("option \"credentials\" excludes access_key_id and secret_access_key");
+    if (c.gcs_credentials == "service_account" && c.service_account_file.empty())
+        invalid("\"credentials\": \"service_account\" needs the option \"service_account_file\"");
+}
+
 void check_azure_rules(const AzureConfig &c) {
     if (c.account.empty())
         invalid("an Azure backend needs the option \"account\"", "The storage account that holds the container.");
@@ -606,6 +613,12 @@ BackendConfig parse_backend_config(std::string_view key, std::string_view url,
             // backend cannot use.
             for (const char *name : {"sse", "sse_kms_key_id", "sse_customer_key", "credentials", "profile"})
                 table.setters.erase(name);
+            table.setters.emplace("credentials", string_option("credentials", [&config](const std::string &s) {
+                                      if (s != "default" && s != "service_account" && s != "metadata")
+                                          invalid("option \"credentials\" of a gs backend must be \"default\", "
+                                                  "\"service_account\" or \"metadata\"");
+                                      config.s3.gcs_credentials = s;
+                                  }));
             table.setters.emplace("service_account_file",
                                   string_option("service_account_file", [&config](const std::string &s) {
                                       if (s[0] != '/') invalid("option \"service_account_file\" must be an absolute path");
@@ -615,6 +628,7 @@ BackendConfig parse_backend_config(std::string_view key, std::string_view url,
         add_common_options(table, config);
         apply_options(table, options);
         check_s3_rules(config.s3, options);
+        if (config.s3.gcs) check_gcs_rules(config.s3);
     } else if (azure_scheme(scheme)) {
         config.kind = BackendKind::Azure;
         parse_azure_url(scheme, rest, config.azure);
@@ -688,6 +702,7 @@ std::string superuser_only_setting(const BackendConfig &config) {
     // Credentials of the server's own: its environment, files, role.
     switch (c.credential_source) {
         case CredentialSource::Options:
+            if (!c.gcs_credentials.empty()) return "\"credentials\": \"" + c.gcs_credentials + "\"";
             if (!c.service_account_file.empty()) return "\"service_account_file\"";
             if (!c.ca_file.empty()) return "\"ca_file\"";
             break;

@@ -48,6 +48,9 @@ struct S3Config {
     // GOOG4-HMAC-SHA256, or GOOG4-RSA-SHA256 with service_account_file.
     bool gcs = false;
     std::string service_account_file;  // a service account key (JSON) on the server
+    // gs:// with an OAuth token instead of an HMAC key: "default",
+    // "service_account" or "metadata" (gcs_credentials.hpp); empty: HMAC.
+    std::string gcs_credentials;
     std::string bucket;
     std::string prefix;  // "" or ends with '/'
     std::optional<std::string> endpoint;  // scheme://host[:port], no trailing slash

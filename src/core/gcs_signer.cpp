@@ -132,7 +132,14 @@ ServiceAccount parse_service_account(std::string_view json_text) {
             invalid(std::string("the service account key file has no \"") + name + "\"");
         return v->text;
     };
-    return {text("client_email"), text("private_key")};
+    ServiceAccount account{text("client_email"), text("private_key")};
+    auto optional = [&](const char *name, std::string &field) {
+        const json::Value *v = root.find(name);
+        if (v && v->kind == json::Value::Kind::String && !v->text.empty()) field = v->text;
+    };
+    optional("private_key_id", account.private_key_id);
+    optional("token_uri", account.token_uri);
+    return account;
 }
 
 struct RsaSigner::Key {
@@ -154,16 +161,21 @@ RsaSigner::~RsaSigner() = default;
 std::string RsaSigner::sign_url(const UrlRequest &r) const {
     Prepared p = prepare(r, kAlgorithm, client_email_, canonical_request_);
     const std::string &to_sign = p.to_sign;
+    std::string signature = sign_bytes(to_sign);
+    return p.url_head + "&X-Goog-Signature=" + crypto::hex(signature);
+}
+
+std::string RsaSigner::sign_bytes(std::string_view data) const {
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
     std::string signature(static_cast<size_t>(EVP_PKEY_get_size(key_->pkey)), '\0');
     size_t length = signature.size();
     bool ok = ctx && EVP_DigestSignInit(ctx, nullptr, EVP_sha256(), nullptr, key_->pkey) == 1 &&
               EVP_DigestSign(ctx, reinterpret_cast<unsigned char *>(signature.data()), &length,
-                             reinterpret_cast<const unsigned char *>(to_sign.data()), to_sign.size()) == 1;
+                             reinterpret_cast<const unsigned char *>(data.data()), data.size()) == 1;
     EVP_MD_CTX_free(ctx);
     if (!ok) throw Error(ErrorKind::Internal, "RSA signing failed");
     signature.resize(length);
-    return p.url_head + "&X-Goog-Signature=" + crypto::hex(signature);
+    return signature;
 }
 
 HmacSigner::HmacSigner(std::string access_id, std::string secret)

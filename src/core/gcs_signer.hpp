@@ -18,6 +18,8 @@ namespace so::gcs {
 struct ServiceAccount {
     std::string client_email;
     std::string private_key_pem;
+    std::string private_key_id;  // may be empty
+    std::string token_uri = "https://oauth2.googleapis.com/token";
 };
 
 // Reads a service account key file; throws Error(InvalidParameter) naming
@@ -49,6 +51,8 @@ public:
     RsaSigner &operator=(const RsaSigner &) = delete;
 
     std::string sign_url(const UrlRequest &request) const;
+    // RSASSA-PKCS1-v1_5 with SHA-256 of data (a JWT's, a URL's string to sign).
+    std::string sign_bytes(std::string_view data) const;
 
     // The canonical request and string to sign of the last sign_url, for tests.
     const std::string &canonical_request() const { return canonical_request_; }

@@ -11,6 +11,7 @@
 #include "core/aws_credentials.hpp"
 #include "core/crypto.hpp"
 #include "core/error.hpp"
+#include "core/gcs_credentials.hpp"
 #include "core/gcs_headers.hpp"
 #include "core/gcs_signer.hpp"
 #include "core/http_values.hpp"
@@ -149,14 +150,18 @@ void S3Store::validate_key(std::string_view key, bool allow_reserved) const {
 http::Request S3Store::build(const Call &call) {
     sigv4::Target target = call.key.empty() ? sigv4::s3_target(endpoint_, style_, config_.bucket, "")
                                             : object_target(call.key);
-    sigv4::HttpRequest to_sign{call.method, target, call.query, call.headers, call.payload_sha256};
-    sigv4::AuthHeaders signed_headers = signer().sign_headers(to_sign, static_cast<int64_t>(std::time(nullptr)));
     http::Request request;
     request.method = call.method;
     request.url = sigv4::request_url(target, call.query);
     request.headers = call.headers;
     request.headers.emplace_back("Host", target.host);
-    for (auto &h : signed_headers.to_send()) request.headers.push_back(std::move(h));
+    if (!config_.gcs_credentials.empty()) {  // GCS with an OAuth token instead of an HMAC key
+        request.headers.emplace_back("Authorization", "Bearer " + gcs_token());
+    } else {
+        sigv4::HttpRequest to_sign{call.method, target, call.query, call.headers, call.payload_sha256};
+        sigv4::AuthHeaders signed_headers = signer().sign_headers(to_sign, static_cast<int64_t>(std::time(nullptr)));
+        for (auto &h : signed_headers.to_send()) request.headers.push_back(std::move(h));
+    }
     request.body = call.body;
     request.body_size = call.body_size;
     request.body_destination = call.destination;
@@ -1022,6 +1027,24 @@ gcs::UrlRequest S3Store::gcs_url_request(std::string_view key, int64_t now, int6
     return r;
 }
 
+std::string S3Store::gcs_token() {
+    if (config_.restricted)
+        throw Error(ErrorKind::PermissionDenied,
+                    "storage backend " + quoted(backend_key_) +
+                        " may not use the database server's own credentials: it was not registered by a superuser");
+    if (!gcs_tokens_) {
+        gcs::TokenOptions options;
+        options.source = config_.gcs_credentials == "metadata"          ? gcs::TokenSource::Metadata
+                         : config_.gcs_credentials == "service_account" ? gcs::TokenSource::ServiceAccount
+                                                                        : gcs::TokenSource::Default;
+        options.service_account_file = config_.service_account_file;
+        options.backend = backend_key_;
+        gcs_tokens_ = std::make_unique<BearerTokenCache>(
+            [options](int64_t now) { return gcs::fetch_token(options, now); });
+    }
+    return gcs_tokens_->get(static_cast<int64_t>(std::time(nullptr)));
+}
+
 std::string S3Store::gcs_signed_url(const gcs::UrlRequest &r) {
     if (!config_.service_account_file.empty()) {
         if (!gcs_rsa_)
@@ -1030,6 +1053,10 @@ std::string S3Store::gcs_signed_url(const gcs::UrlRequest &r) {
         return gcs_rsa_->sign_url(r);
     }
     if (!gcs_hmac_) {
+        if (!config_.gcs_credentials.empty())
+            throw Error(ErrorKind::NotSupported,
+                        "backend " + quoted(backend_key_) + " holds an OAuth token, which cannot sign URLs", {},
+                        "Give the backend a service_account_file, or an HMAC key (access_key_id, secret_access_key).");
         if (config_.access_key_id.empty() || config_.secret_access_key.empty())
             throw Error(ErrorKind::NotConfigured, "storage backend " + quoted(backend_key_) + " has no HMAC key", {},
                         "Set the options access_key_id and secret_access_key to the HMAC key's access id and secret.");

@@ -16,6 +16,7 @@
 
 #include "core/aws_credential_chain.hpp"
 #include "core/backend_config.hpp"
+#include "core/bearer_token.hpp"
 #include "core/gcs_signer.hpp"
 #include "core/http_client.hpp"
 #include "core/sigv4.hpp"
@@ -122,6 +123,9 @@ private:
     SignedUpload sign_gcs_upload(const UploadSignRequest &request);
     gcs::UrlRequest gcs_url_request(std::string_view key, int64_t now, int64_t expires_in) const;
     std::string gcs_signed_url(const gcs::UrlRequest &request);
+    // The OAuth token of a gs:// backend with "credentials" (gcs_credentials.hpp).
+    std::string gcs_token();
+    std::unique_ptr<BearerTokenCache> gcs_tokens_;
     std::unique_ptr<gcs::HmacSigner> gcs_hmac_;
     std::unique_ptr<gcs::RsaSigner> gcs_rsa_;
     [[noreturn]] void fail(const http::Response &response, const std::string &what, const std::string &key) const;

@@ -24,6 +24,8 @@ Standard library only (Debian's /usr/bin/python3).
 """
 
 import argparse
+import base64
+import binascii
 import copy
 import hmac
 import http.server
@@ -34,7 +36,9 @@ import re
 import secrets
 import signal
 import socket
+import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.parse
@@ -87,6 +91,9 @@ DEFAULT_CONFIG = {
         "project_id": "fake-project",
         "scopes": ["https://www.googleapis.com/auth/cloud-platform"],
         "access_tokens": ["fake-gce-access-token-1"],
+        # Google's OAuth token endpoint (POST /token): the service account's
+        # public key (PEM) checks the JWT's signature; None: not checked.
+        "service_account_public_key": None,
     },
 }
 
@@ -95,7 +102,7 @@ DEFAULT_CONFIG = {
 POOLS = {
     "credentials": ("ec2_imds", "container", "sts"),
     "azure.access_tokens": ("azure_imds", "entra"),
-    "gce.access_tokens": ("gce_metadata",),
+    "gce.access_tokens": ("gce_metadata", "google_oauth"),
 }
 
 # Paths the container path may not shadow.
@@ -204,6 +211,7 @@ def check_config(config):
         _text(gce[key], "gce." + key)
     _texts(gce["scopes"], "gce.scopes")
     _texts(gce["access_tokens"], "gce.access_tokens")
+    _text(gce["service_account_public_key"], "gce.service_account_public_key", optional=True)
 
 
 def build_config(change=None, base=None):
@@ -871,6 +879,83 @@ class GceMetadata:
         return self.text(404, "Not Found\n")
 
 
+class GoogleOAuthToken:
+    """Google's OAuth 2.0 token endpoint for service accounts (the JWT bearer
+    grant, RFC 7523): POST /token, form grant_type=
+    urn:ietf:params:oauth:grant-type:jwt-bearer and assertion=JWT, the JWT
+    RS256-signed by the service account (iss), for this endpoint (aud), a
+    scope, iat and exp at most an hour apart."""
+
+    name = "google_oauth"
+    GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+
+    def __init__(self, state):
+        self.state = state
+
+    def matches(self, request):
+        return request.path == "/token"
+
+    @staticmethod
+    def error(description):
+        return json_response(400, {"error": "invalid_grant", "error_description": description})
+
+    @staticmethod
+    def b64(part):
+        return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+
+    def signature_ok(self, signed, signature, public_key):
+        with tempfile.TemporaryDirectory() as d:
+            paths = {name: os.path.join(d, name) for name in ("key", "sig", "data")}
+            for name, data in (("key", public_key.encode()), ("sig", signature), ("data", signed)):
+                with open(paths[name], "wb") as f:
+                    f.write(data)
+            out = subprocess.run(["openssl", "dgst", "-sha256", "-verify", paths["key"], "-signature",
+                                  paths["sig"], paths["data"]], stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL)
+            return out.returncode == 0
+
+    def handle(self, request, entry):
+        if request.method != "POST":
+            return json_response(405, {"error": "invalid_request"})
+        form = request.form()
+        if form.get("grant_type") != self.GRANT:
+            return json_response(400, {"error": "unsupported_grant_type",
+                                       "error_description": "Invalid grant_type: " + form.get("grant_type", "")})
+        parts = form.get("assertion", "").split(".")
+        if len(parts) != 3:
+            return self.error("Invalid JWT: Token must be a short-lived token and in a reasonable timeframe")
+        try:
+            header, claims = json.loads(self.b64(parts[0])), json.loads(self.b64(parts[1]))
+            signature = self.b64(parts[2])
+        except (ValueError, binascii.Error):
+            return self.error("Invalid JWT")
+        gce = self.state.config["gce"]
+        now = time.time()
+        if header.get("alg") != "RS256":
+            return self.error("Invalid JWT: unsupported algorithm")
+        if claims.get("iss") != gce["service_account_email"]:
+            return self.error("Invalid JWT Signature.")
+        if not str(claims.get("aud", "")).endswith("/token"):
+            return self.error("Invalid JWT: audience")
+        if not claims.get("scope"):
+            return self.error("Invalid JWT: no scope")
+        iat, exp = claims.get("iat"), claims.get("exp")
+        if not isinstance(iat, int) or not isinstance(exp, int) or exp - iat > 3600 or abs(iat - now) > 300 \
+                or exp < now:
+            return self.error("Invalid JWT: Token must be a short-lived token (60 minutes) and in a reasonable "
+                              "timeframe. Check your iat and exp values in the JWT claim.")
+        public_key = gce["service_account_public_key"]
+        entry["secrets"] = {"signature": "not_required" if public_key is None else "match"}
+        if public_key is not None and not self.signature_ok((parts[0] + "." + parts[1]).encode(), signature,
+                                                           public_key):
+            entry["secrets"] = {"signature": "mismatch"}
+            return self.error("Invalid JWT Signature.")
+        issue = self.state.issue(self.name, "gce.access_tokens", reusable=False)
+        entry["issued"] = issue.index
+        return json_response(200, {"access_token": issue.value, "expires_in": issue.expires_in(),
+                                   "token_type": "Bearer"})
+
+
 # ---- the control endpoint -----------------------------------------------------
 
 class Control:
@@ -1040,7 +1125,8 @@ class Server(http.server.ThreadingHTTPServer):
         # Order matters only where paths could overlap: the configured
         # container path is checked before the others.
         self.services = [ContainerCredentials(state), Ec2Metadata(state), Sts(state),
-                         AzureManagedIdentity(state), EntraToken(state), GceMetadata(state)]
+                         AzureManagedIdentity(state), EntraToken(state), GceMetadata(state),
+                         GoogleOAuthToken(state)]
         self.connections = {}  # socket -> thread serving it
         self.connections_lock = threading.Lock()
         super().__init__((HOST, port), Handler)

@@ -20,6 +20,7 @@
 #include "core/error.hpp"
 #include "core/http_client.hpp"
 #include "core/json.hpp"
+#include "fake_endpoints.hpp"
 
 namespace {
 
@@ -34,37 +35,18 @@ const char *kRole = "arn:aws:iam::123456789012:role/fake-role";
 
 class CredentialChain : public ::testing::Test {
 protected:
-    static pid_t fake_pid_;
+    static so::testing::FakeEndpoints fake_;
     static std::string fake_url_, dir_;
 
     static void SetUpTestSuite() {
         char tmpl[] = "/tmp/so_credentials_XXXXXX";
         dir_ = mkdtemp(tmpl);
-        std::string port_file = dir_ + "/port";
-        fake_pid_ = fork();
-        if (fake_pid_ == 0) {
-            std::string script = std::string(SO_SOURCE_DIR) + "/tests/fakes/credential_endpoints.py";
-            execl("/usr/bin/python3", "python3", script.c_str(), "--port", "0", "--port-file", port_file.c_str(),
-                  static_cast<char *>(nullptr));
-            _exit(127);
-        }
-        for (int i = 0; i < 300; ++i) {  // wait for the port file, written once listening
-            std::ifstream in(port_file);
-            int port = 0;
-            if (in >> port && port > 0) {
-                fake_url_ = "http://127.0.0.1:" + std::to_string(port);
-                return;
-            }
-            std::this_thread::sleep_for(std::chrono::milliseconds(50));
-        }
-        FAIL() << "the credential endpoints fake did not start";
+        ASSERT_TRUE(fake_.start(dir_)) << "the credential endpoints fake did not start";
+        fake_url_ = fake_.url();
     }
 
     static void TearDownTestSuite() {
-        if (fake_pid_ > 0) {
-            kill(fake_pid_, SIGTERM);
-            waitpid(fake_pid_, nullptr, 0);
-        }
+        fake_.stop();
         std::string cmd = "rm -rf '" + dir_ + "'";
         (void)std::system(cmd.c_str());
     }
@@ -76,35 +58,14 @@ protected:
         mkdir((home_ + "/.aws").c_str(), 0700);
         setenv("HOME", home_.c_str(), 1);
         setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", fake_url_.c_str(), 1);
-        control("PUT", "/__fake/config", "{}");
-        control("DELETE", "/__fake/faults", "");
-        control("DELETE", "/__fake/requests", "");
+        fake_.reset();
     }
 
     static so::http::Response control(const std::string &method, const std::string &path, const std::string &body) {
-        so::http::Client client(so::http::Timeouts{2000, 10000});
-        so::http::Request req;
-        req.method = method;
-        req.url = fake_url_ + path;
-        if (!body.empty()) {
-            req.headers = {{"Content-Type", "application/json"}};
-            req.body = body.data();
-            req.body_size = body.size();
-        }
-        so::http::Outcome outcome = client.perform(req);
-        EXPECT_TRUE(outcome.transport_ok) << outcome.error;
-        return outcome.response;
+        return fake_.control(method, path, body);
     }
 
-    // Services the fake saw, in order ("ec2_imds", "container", "sts").
-    static std::vector<std::string> services_seen() {
-        so::json::Value log = so::json::parse(control("GET", "/__fake/requests", "").body);
-        std::vector<std::string> out;
-        for (const auto &entry : log.items)
-            if (const auto *s = entry.find("service"); s && s->kind == so::json::Value::Kind::String)
-                out.push_back(s->text + " " + entry.find("method")->text);
-        return out;
-    }
+    static std::vector<std::string> services_seen() { return fake_.services_seen(); }
 
     void write_file(const std::string &path, const std::string &content, mode_t mode = 0600) {
         std::ofstream(path) << content;
@@ -122,7 +83,7 @@ protected:
     std::string home_;
 };
 
-pid_t CredentialChain::fake_pid_ = -1;
+so::testing::FakeEndpoints CredentialChain::fake_;
 std::string CredentialChain::fake_url_, CredentialChain::dir_;
 
 TEST_F(CredentialChain, EnvironmentComesFirst) {
