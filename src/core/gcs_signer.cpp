@@ -183,10 +183,8 @@ HmacSigner::HmacSigner(std::string access_id, std::string secret)
     if (access_id_.empty() || secret_.empty()) invalid("a GCS HMAC key needs its access id and secret");
 }
 
-std::string HmacSigner::sign_url(const UrlRequest &r) const {
-    Prepared p = prepare(r, "GOOG4-HMAC-SHA256", access_id_, canonical_request_);
+const std::string &HmacSigner::key_for(const std::string &date) const {
     // The signing key: HMAC chain from "GOOG4" + secret over the scope.
-    std::string date = stamp(r.unix_seconds, "%Y%m%d");
     if (date != key_date_) {
         std::string k = crypto::hmac_sha256("GOOG4" + secret_, date);
         k = crypto::hmac_sha256(k, "auto");
@@ -194,7 +192,52 @@ std::string HmacSigner::sign_url(const UrlRequest &r) const {
         key_ = crypto::hmac_sha256(k, "goog4_request");
         key_date_ = date;
     }
-    return p.url_head + "&X-Goog-Signature=" + crypto::hex(crypto::hmac_sha256(key_, p.to_sign));
+    return key_;
+}
+
+std::string HmacSigner::sign_url(const UrlRequest &r) const {
+    Prepared p = prepare(r, "GOOG4-HMAC-SHA256", access_id_, canonical_request_);
+    return p.url_head + "&X-Goog-Signature=" +
+           crypto::hex(crypto::hmac_sha256(key_for(stamp(r.unix_seconds, "%Y%m%d")), p.to_sign));
+}
+
+std::vector<std::pair<std::string, std::string>> HmacSigner::sign_request(
+    std::string_view method, std::string_view encoded_path,
+    const std::vector<std::pair<std::string, std::string>> &query,
+    const std::vector<std::pair<std::string, std::string>> &headers, std::string_view payload_sha256,
+    int64_t unix_seconds) const {
+    const std::string date = stamp(unix_seconds, "%Y%m%d"), timestamp = stamp(unix_seconds, "%Y%m%dT%H%M%SZ");
+    const std::string scope = date + "/auto/storage/goog4_request";
+    std::vector<std::pair<std::string, std::string>> added{{"x-goog-date", timestamp},
+                                                           {"x-goog-content-sha256", std::string(payload_sha256)}};
+    std::vector<std::pair<std::string, std::string>> canonical;
+    for (const auto &[name, value] : headers) canonical.emplace_back(lower(name), canonical_value(value));
+    for (const auto &[name, value] : added) canonical.emplace_back(name, value);
+    std::sort(canonical.begin(), canonical.end());
+    std::string signed_names, canonical_headers;
+    for (size_t i = 0; i < canonical.size(); ++i) {
+        // A repeated name is one line, its values joined by commas.
+        if (i > 0 && canonical[i].first == canonical[i - 1].first) {
+            canonical_headers.pop_back();
+            canonical_headers += "," + canonical[i].second + "\n";
+            continue;
+        }
+        signed_names += (signed_names.empty() ? "" : ";") + canonical[i].first;
+        canonical_headers += canonical[i].first + ":" + canonical[i].second + "\n";
+    }
+    std::vector<std::pair<std::string, std::string>> encoded;
+    for (const auto &[name, value] : query) encoded.emplace_back(uri::encode(name, false), uri::encode(value, false));
+    std::sort(encoded.begin(), encoded.end());
+    std::string canonical_query;
+    for (const auto &[name, value] : encoded) canonical_query += (canonical_query.empty() ? "" : "&") + name + "=" + value;
+    std::string &c = canonical_request_;
+    c.assign(method).append("\n").append(encoded_path).append("\n").append(canonical_query).append("\n");
+    c += canonical_headers + "\n" + signed_names + "\n" + std::string(payload_sha256);
+    std::string to_sign = "GOOG4-HMAC-SHA256\n" + timestamp + "\n" + scope + "\n" + crypto::hex(crypto::sha256(c));
+    added.emplace_back("Authorization", "GOOG4-HMAC-SHA256 Credential=" + access_id_ + "/" + scope +
+                                            ", SignedHeaders=" + signed_names + ", Signature=" +
+                                            crypto::hex(crypto::hmac_sha256(key_for(date), to_sign)));
+    return added;
 }
 
 }  // namespace so::gcs

@@ -72,7 +72,17 @@ public:
     std::string sign_url(const UrlRequest &request) const;
     const std::string &canonical_request() const { return canonical_request_; }
 
+    // A header-signed request: the Authorization, x-goog-date and
+    // x-goog-content-sha256 headers to add. encoded_path as sent; headers
+    // (host among them) are all signed; payload_sha256 lowercase hex.
+    std::vector<std::pair<std::string, std::string>> sign_request(
+        std::string_view method, std::string_view encoded_path,
+        const std::vector<std::pair<std::string, std::string>> &query,
+        const std::vector<std::pair<std::string, std::string>> &headers, std::string_view payload_sha256,
+        int64_t unix_seconds) const;
+
 private:
+    const std::string &key_for(const std::string &date) const;
     std::string access_id_, secret_;
     mutable std::string key_date_, key_, canonical_request_;
 };

@@ -157,6 +157,11 @@ http::Request S3Store::build(const Call &call) {
     request.headers.emplace_back("Host", target.host);
     if (!config_.gcs_credentials.empty()) {  // GCS with an OAuth token instead of an HMAC key
         request.headers.emplace_back("Authorization", "Bearer " + gcs_token());
+    } else if (config_.gcs) {
+        // GCS takes x-goog-* headers only in GOOG4 signatures.
+        for (auto &h : gcs_hmac().sign_request(call.method, target.path, call.query, request.headers,
+                                               call.payload_sha256, static_cast<int64_t>(std::time(nullptr))))
+            request.headers.push_back(std::move(h));
     } else {
         sigv4::HttpRequest to_sign{call.method, target, call.query, call.headers, call.payload_sha256};
         sigv4::AuthHeaders signed_headers = signer().sign_headers(to_sign, static_cast<int64_t>(std::time(nullptr)));
@@ -282,10 +287,12 @@ ObjectMeta S3Store::put_single(const PutRequest &request, const std::string &ful
 }
 
 void S3Store::abort_multipart(const std::string &full_key, const std::string &upload_id) {
+    std::string key = multipart_key(full_key, upload_id);
+    gcs_multipart_keys_.erase(upload_id);
     try {
         Call call;
         call.method = "DELETE";
-        call.key = full_key;
+        call.key = key;
         call.query = {{"uploadId", upload_id}};
         call.ignore_interrupts = true;
         execute(call);
@@ -356,7 +363,7 @@ ObjectMeta S3Store::put_multipart(const PutRequest &request, const std::string &
             auto part_request = [&](Part &p) {
                 Call call;
                 call.method = "PUT";
-                call.key = full_key;
+                call.key = multipart_key(full_key, upload_id);
                 call.query = {{"partNumber", std::to_string(p.number)}, {"uploadId", upload_id}};
                 call.headers = {{"Content-MD5", p.md5_base64}};
                 s3attr::append_customer_key(config_, call.headers);
@@ -420,15 +427,60 @@ ObjectMeta S3Store::put_multipart(const PutRequest &request, const std::string &
 }
 
 std::string S3Store::start_multipart(const PutRequest &request, const std::string &full_key) {
+    // GCS takes no precondition on completing a multipart upload: there the
+    // parts go to an object of our own, copied to the key at the end with
+    // x-goog-if-generation-match (finish_multipart).
+    std::string key = config_.gcs ? config_.prefix + kStagingPrefix + "mp-" + crypto::hex(crypto::random_bytes(8))
+                                  : full_key;
     Call create;
     create.method = "POST";
-    create.key = full_key;
+    create.key = key;
     create.query = {{"uploads", ""}};
     create.headers = object_headers(request);
     http::Response created = execute(create);
     std::string upload_id = s3xml::text(created.body, "UploadId");
     if (created.status != 200 || upload_id.empty()) fail(created, "start writing", request.key);
+    if (config_.gcs) gcs_multipart_keys_[upload_id] = key;
     return upload_id;
+}
+
+std::string S3Store::multipart_key(const std::string &full_key, const std::string &upload_id) const {
+    auto it = gcs_multipart_keys_.find(upload_id);
+    return it == gcs_multipart_keys_.end() ? full_key : it->second;
+}
+
+ObjectMeta S3Store::finish_gcs_multipart(const PutRequest &request, const std::string &full_key,
+                                         const std::string &completed_key, bool create_only, uint64_t size,
+                                         std::string checksum) {
+    Call copy;
+    copy.method = "PUT";
+    copy.key = full_key;
+    copy.headers = {{gcs::kCopySourceHeader, "/" + config_.bucket + "/" + uri::encode(completed_key, true)}};
+    append_storage_class(request.attributes, copy.headers);
+    if (create_only) add_create_only(copy.headers);
+    http::Response copied = execute(copy);
+    // The parts' object goes whatever happened; the sweeper gets it if not.
+    try {
+        Call remove;
+        remove.method = "DELETE";
+        remove.key = completed_key;
+        execute(remove);
+    } catch (const Error &) {
+    }
+    if (copied.status != 200 || copied.body.find("<Error>") != std::string::npos) fail(copied, "finish writing", request.key);
+    ObjectMeta meta;
+    meta.backend = backend_key_;
+    meta.filename = request.key;
+    meta.content_type = request.content_type;
+    meta.size = static_cast<int64_t>(size);
+    meta.last_modified = parse_http_date(copied.header("date")).value_or(static_cast<double>(std::time(nullptr)));
+    std::string etag = s3xml::text(copied.body, "ETag");
+    meta.etag = strip_quotes(&etag);
+    meta.checksum = std::move(checksum);
+    if (auto version = version_of(copied)) meta.version_id = *version;
+    meta.metadata = request.metadata_json;
+    meta.attributes = written_attributes(request, copied);
+    return meta;
 }
 
 ObjectMeta S3Store::finish_multipart(const PutRequest &request, const std::string &full_key,
@@ -442,15 +494,20 @@ ObjectMeta S3Store::finish_multipart(const PutRequest &request, const std::strin
         body += "</CompleteMultipartUpload>";
         Call complete;
         complete.method = "POST";
-        complete.key = full_key;
+        complete.key = multipart_key(full_key, upload_id);
         complete.query = {{"uploadId", upload_id}};
-        if (create_only) add_create_only(complete.headers);
+        if (create_only && !config_.gcs) add_create_only(complete.headers);
         complete.body = body.data();
         complete.body_size = body.size();
         complete.payload_sha256 = crypto::hex(crypto::sha256(body));
         http::Response done = execute(complete);
         // S3 may answer 200 and report the failure in the body.
         if (done.status != 200 || done.body.find("<Error>") != std::string::npos) fail(done, "finish writing", request.key);
+        if (config_.gcs) {
+            std::string completed = complete.key;
+            gcs_multipart_keys_.erase(upload_id);
+            return finish_gcs_multipart(request, full_key, completed, create_only, size, std::move(checksum));
+        }
 
         ObjectMeta meta;
         meta.backend = backend_key_;
@@ -517,7 +574,7 @@ std::string S3Store::upload_part(const std::string &key, const std::string &uplo
                                  std::string_view data) {
     Call call;
     call.method = "PUT";
-    call.key = full_key(key);
+    call.key = multipart_key(full_key(key), upload_id);
     call.query = {{"partNumber", std::to_string(number)}, {"uploadId", upload_id}};
     call.headers = {{"Content-MD5", crypto::base64(crypto::md5(data))}};
     s3attr::append_customer_key(config_, call.headers);
@@ -969,9 +1026,13 @@ ObjectMeta S3Store::copy_from(const S3Store &source, const std::string &source_k
     copy.method = "PUT";
     copy.key = full_key(key);
     std::string copy_source = "/" + source.config_.bucket + "/" + uri::encode(source.full_key(source_key), true);
-    if (!source_version.empty())
-        copy_source += std::string("?") + version_param() + "=" + uri::encode(source_version, false);
     copy.headers = {{copy_source_header(), copy_source}};
+    if (!source_version.empty()) {
+        if (config_.gcs)  // GCS names the source's generation in a header of its own
+            copy.headers.emplace_back("x-goog-copy-source-generation", source_version);
+        else
+            copy.headers[0].second += "?versionId=" + uri::encode(source_version, false);
+    }
     // Headers, metadata and tags come with the copy; the class and the
     // encryption are this backend's.
     append_storage_class(config_.default_attributes, copy.headers);
@@ -1052,17 +1113,21 @@ std::string S3Store::gcs_signed_url(const gcs::UrlRequest &r) {
                 gcs::parse_service_account(read_private_file(config_.service_account_file)));
         return gcs_rsa_->sign_url(r);
     }
+    if (!config_.gcs_credentials.empty())
+        throw Error(ErrorKind::NotSupported,
+                    "backend " + quoted(backend_key_) + " holds an OAuth token, which cannot sign URLs", {},
+                    "Give the backend a service_account_file, or an HMAC key (access_key_id, secret_access_key).");
+    return gcs_hmac().sign_url(r);
+}
+
+const gcs::HmacSigner &S3Store::gcs_hmac() {
     if (!gcs_hmac_) {
-        if (!config_.gcs_credentials.empty())
-            throw Error(ErrorKind::NotSupported,
-                        "backend " + quoted(backend_key_) + " holds an OAuth token, which cannot sign URLs", {},
-                        "Give the backend a service_account_file, or an HMAC key (access_key_id, secret_access_key).");
         if (config_.access_key_id.empty() || config_.secret_access_key.empty())
             throw Error(ErrorKind::NotConfigured, "storage backend " + quoted(backend_key_) + " has no HMAC key", {},
                         "Set the options access_key_id and secret_access_key to the HMAC key's access id and secret.");
         gcs_hmac_ = std::make_unique<gcs::HmacSigner>(config_.access_key_id, config_.secret_access_key);
     }
-    return gcs_hmac_->sign_url(r);
+    return *gcs_hmac_;
 }
 
 void S3Store::sign_gcs(std::string_view key, const SignRequest &request, std::string &url) {

@@ -127,6 +127,14 @@ private:
     std::string gcs_token();
     std::unique_ptr<BearerTokenCache> gcs_tokens_;
     std::unique_ptr<gcs::HmacSigner> gcs_hmac_;
+    // GCS: the object each multipart upload writes its parts to (by upload
+    // id), copied to the key when it is finished.
+    std::map<std::string, std::string> gcs_multipart_keys_;
+    std::string multipart_key(const std::string &full_key, const std::string &upload_id) const;
+    ObjectMeta finish_gcs_multipart(const PutRequest &request, const std::string &full_key,
+                                    const std::string &completed_key, bool create_only, uint64_t size,
+                                    std::string checksum);
+    const gcs::HmacSigner &gcs_hmac();
     std::unique_ptr<gcs::RsaSigner> gcs_rsa_;
     [[noreturn]] void fail(const http::Response &response, const std::string &what, const std::string &key) const;
     std::string full_key(const std::string &key) const { return config_.prefix + key; }

@@ -12,6 +12,9 @@
 #   S3_FIXTURE_CREDENTIALS  KEY:SECRET[:TOKEN] ... ["test-access-key:test-secret-key"]
 #   S3_FIXTURE_REGION       required region        ["us-east-1"]
 #   S3_FIXTURE_MIN_PART_SIZE                       [5242880]
+# Extra flags go to s3proxy.py, e.g. --gcs for Google Cloud Storage's XML
+# API behaviour (README.md, "GCS mode"); fixture.env then also says
+# S3_FIXTURE_GCS=1.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -97,7 +100,10 @@ start() {
     fi
 
     local first="${credentials%% *}"
-    local key="${first%%:*}" rest="${first#*:}"
+    local key="${first%%:*}" rest="${first#*:}" flag gcs=""
+    for flag in "$@"; do
+        if [ "$flag" = --gcs ]; then gcs=1; fi
+    done
     {
         echo "S3_ENDPOINT=http://127.0.0.1:$port"
         echo "S3_REGION=$region"
@@ -105,6 +111,7 @@ start() {
         echo "S3_SECRET_ACCESS_KEY=${rest%%:*}"
         echo "S3_BUCKETS=\"$buckets\""
         echo "S3RVER_PORT=$s3rver_port"
+        if [ -n "$gcs" ]; then echo "S3_FIXTURE_GCS=1"; fi
     } > "$dir/fixture.env"
     echo "S3 fixture ready: http://127.0.0.1:$port (s3rver on port $s3rver_port, data in $dir/data)"
 }

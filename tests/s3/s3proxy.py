@@ -6,8 +6,9 @@ botocore, enforces what s3rver does not (conditional writes, multipart
 bookkeeping, keys with "//", sorted listings, payload digests, versioning,
 encryption headers, tags, storage classes, browser POST uploads, CORS) and
 forwards the data path to s3rver.  /__fixture/* is an unsigned control
-endpoint for fault injection and statistics.  See README.md for the full
-contract.
+endpoint for fault injection and statistics.  With --gcs it answers as
+Google Cloud Storage's XML API does for HMAC keys (s3fixture/gcs.py).
+See README.md for the full contract.
 """
 
 import argparse
@@ -31,6 +32,7 @@ os.environ["BOTO_DISABLE_CRT"] = "true"
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from s3fixture import faults as faults_mod  # noqa: E402
+from s3fixture import gcs as gcs_mod  # noqa: E402
 from s3fixture.request import parse_target  # noqa: E402
 from s3fixture.s3xml import S3Error, error_document  # noqa: E402
 from s3fixture.service import Response, S3Service  # noqa: E402
@@ -231,9 +233,18 @@ class App:
         self.upstream = Upstream("127.0.0.1", args.upstream_port)
         self.faults = faults_mod.Faults()
         self.stats = faults_mod.Stats()
-        verifier = Verifier(args.credentials, args.region)
-        self.service = S3Service(self.upstream, Store(args.data_dir), verifier,
-                                 self.faults, self.stats, args.min_part_size)
+        self.gcs = args.gcs
+        verifier = Verifier(args.credentials, args.region,
+                            any_region=args.gcs)
+        if args.gcs:
+            self.service = gcs_mod.GcsService(
+                self.upstream, Store(args.data_dir), verifier, self.faults,
+                self.stats, args.min_part_size,
+                multipart_preconditions=args.gcs_multipart_preconditions)
+        else:
+            self.service = S3Service(self.upstream, Store(args.data_dir),
+                                     verifier, self.faults, self.stats,
+                                     args.min_part_size)
         self.control = Control(self)
         self.log_requests = args.log_requests
         self.listener = Listener(args.host, args.port, self.serve_connection)
@@ -282,9 +293,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         """One S3 request: parse, count, inject faults, serve."""
         try:
             req = parse_target(self.command, self.path,
-                               list(self.headers.items()), body)
+                               list(self.headers.items()), body, app.gcs)
         except S3Error as error:
-            return _error_response(error, request_id)
+            return _error_response(error, request_id, app.gcs)
         req.request_id = request_id
         app.stats.request(req.operation)
         response = self._serve(app, req, request_id)
@@ -296,56 +307,57 @@ class Handler(http.server.BaseHTTPRequestHandler):
         fault = app.faults.take(req.method, req.operation)
         if fault is not None:
             app.stats.fault(fault["mode"])
-            injected = _apply_fault(fault, request_id)
+            injected = _apply_fault(fault, request_id, app.gcs)
             if injected is not None:
                 return injected
         try:
             _check_host(self.headers.get("host"))
             return app.service.handle(req)
         except S3Error as error:
-            return _error_response(error, request_id)
+            return _error_response(error, request_id, app.gcs)
         except (ConnectionError, TimeoutError,
                 http.client.HTTPException) as exc:
             return _error_response(S3Error(
                 "InternalError", f"s3rver did not answer: {exc!r}"),
-                request_id)
+                request_id, app.gcs)
         except Exception:  # a fixture bug must still answer, and be seen
             traceback.print_exc()
             return _error_response(S3Error(
                 "InternalError", "We encountered an internal error. Please "
-                "try again."), request_id)
+                "try again."), request_id, app.gcs)
 
     def _read_body(self, request_id):
         """Read a Content-Length body; answer and return None if we can't."""
+        def fail(error):
+            self._write(_error_response(error, request_id, self.server.gcs),
+                        request_id)
         if self.headers.get("transfer-encoding"):
             self.close_connection = True
-            self._write(_error_response(S3Error(
+            fail(S3Error(
                 "NotImplemented", "Transfer-Encoding is not implemented by "
-                "the test fixture; send Content-Length."), request_id),
-                request_id)
+                "the test fixture; send Content-Length."))
             return None
         length = self.headers.get("content-length")
         if length is None:
             if self.command == "PUT":
-                self._write(_error_response(S3Error(
+                fail(S3Error(
                     "MissingContentLength", "You must provide the "
-                    "Content-Length HTTP header."), request_id), request_id)
+                    "Content-Length HTTP header."))
                 return None
             return b""
         limit = MAX_POST_BODY if self.command == "POST" else MAX_BODY
         if not length.isdigit() or int(length) > limit:
             self.close_connection = True
-            self._write(_error_response(S3Error(
+            fail(S3Error(
                 "EntityTooLarge" if length.isdigit() else "InvalidArgument",
-                "Bad Content-Length"), request_id), request_id)
+                "Bad Content-Length"))
             return None
         body = self.rfile.read(int(length))
         if len(body) != int(length):
             self.close_connection = True
-            self._write(_error_response(S3Error(
+            fail(S3Error(
                 "IncompleteBody", "You did not provide the number of bytes "
-                "specified by the Content-Length HTTP header"), request_id),
-                request_id)
+                "specified by the Content-Length HTTP header"))
             return None
         return body
 
@@ -359,10 +371,17 @@ class Handler(http.server.BaseHTTPRequestHandler):
                         if k.lower() == "content-length"]
         elif response.status not in (204, 304):
             headers.append(("Content-Length", str(len(response.body))))
-        headers += [("x-amz-request-id", request_id),
-                    ("x-amz-id-2", HOST_ID),
-                    ("Date", self.date_time_string()),
-                    ("Server", self.server_version)]
+        if self.server.gcs:
+            # reference-headers: x-guploader-uploadid on every answer;
+            # Cloud Storage's answers say "Server: UploadServer".
+            headers += [("x-guploader-uploadid", request_id),
+                        ("Date", self.date_time_string()),
+                        ("Server", "UploadServer")]
+        else:
+            headers += [("x-amz-request-id", request_id),
+                        ("x-amz-id-2", HOST_ID),
+                        ("Date", self.date_time_string()),
+                        ("Server", self.server_version)]
         if self.close_connection:
             headers.append(("Connection", "close"))
         try:
@@ -388,7 +407,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         pass  # access logging is opt-in (--log-requests)
 
 
-def _apply_fault(fault, request_id):
+def _apply_fault(fault, request_id, gcs=False):
     """Response for an injected fault, or None to carry on normally."""
     mode = fault["mode"]
     if mode == "delay":
@@ -398,7 +417,7 @@ def _apply_fault(fault, request_id):
         return Drop(fault["reset"])
     code, message = faults_mod.ERROR_CODES[fault["status"]]
     return _error_response(S3Error(code, message, status=fault["status"]),
-                           request_id)
+                           request_id, gcs)
 
 
 def _cors_headers(app, req):
@@ -419,7 +438,12 @@ def _header_text(value):
         return text.encode("utf-8").decode("latin-1")
 
 
-def _error_response(error, request_id):
+def _error_response(error, request_id, gcs=False):
+    if gcs:
+        return Response(error.status, [
+            ("Content-Type", "application/xml; charset=UTF-8")] +
+            gcs_mod.response_headers(error.headers),
+            gcs_mod.error_document(error))
     return Response(error.status,
                     [("Content-Type", "application/xml")] + error.headers,
                     error_document(error, request_id, HOST_ID))
@@ -476,9 +500,22 @@ def parse_args(argv):
     parser.add_argument("--min-part-size", type=int, default=5 * 1024 * 1024,
                         help="smallest non-final multipart part (bytes)")
     parser.add_argument("--log-requests", action="store_true")
+    parser.add_argument("--gcs", action="store_true",
+                        help="answer as Google Cloud Storage's XML API does "
+                             "for HMAC keys (README.md, \"GCS mode\")")
+    parser.add_argument("--gcs-multipart-preconditions", action="store_true",
+                        help="GCS mode: honour x-goog-if-generation-match "
+                             "on CompleteMultipartUpload (Cloud Storage "
+                             "documents no preconditions for multipart "
+                             "uploads; refused with 501 without this flag)")
     args = parser.parse_args(argv)
     if not args.host.startswith("127."):
         parser.error("the fixture only listens on 127.x.x.x addresses")
+    if args.gcs_multipart_preconditions and not args.gcs:
+        parser.error("--gcs-multipart-preconditions needs --gcs")
+    if args.gcs and any(c.token for c in args.credentials):
+        parser.error("--gcs: HMAC keys have no session tokens; give "
+                     "KEY:SECRET credentials")
     return args
 
 

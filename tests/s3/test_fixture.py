@@ -11,11 +11,13 @@ import base64
 import datetime
 import gzip
 import hashlib
+import hmac
 import http.client
 import json
 import os
 import shutil
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -2481,6 +2483,823 @@ class AwsCliTests(FixtureTestCase):
         self.assertIn("SignatureDoesNotMatch", result.stderr)
 
 
+# -- GCS mode (run-fixture.sh ... --gcs) -------------------------------------
+#
+# A second fixture, started by the first GCS test class that runs, answers
+# as Cloud Storage's XML API does for an HMAC key (README.md, "GCS mode").
+# Requests are signed by botocore (AWS4-HMAC-SHA256, as Cloud Storage takes
+# them in a simple migration) or by goog4_headers/goog4_url below, a
+# GOOG4-HMAC-SHA256 signer written here from Google's "Signatures" and
+# "Canonical requests" pages, independently of s3fixture/goog4.py.
+
+GCS_KEY, GCS_SECRET = "GOOG1EFIXTURETESTHMACKEY", "gcs-fixture-test-secret"
+GCS_BUCKET, GCS_VERSIONED = "gcs-bucket", "gcs-versioned"
+GCS_FIXTURES = {}  # name -> SimpleNamespace(dir, port)
+
+
+def start_gcs_fixture(name, *flags, min_part_size=None):
+    """Start (once) a --gcs fixture; main() stops them all."""
+    if name in GCS_FIXTURES:
+        return GCS_FIXTURES[name]
+    fixture = types.SimpleNamespace(
+        dir=tempfile.mkdtemp(prefix="s3-fixture-gcs-test-"), port=free_port())
+    env = dict(os.environ,
+               S3_FIXTURE_BUCKETS=f"{GCS_BUCKET} {GCS_VERSIONED}",
+               S3_FIXTURE_CREDENTIALS=f"{GCS_KEY}:{GCS_SECRET}")
+    if min_part_size is not None:
+        env["S3_FIXTURE_MIN_PART_SIZE"] = str(min_part_size)
+    subprocess.run([RUN_FIXTURE, "start", fixture.dir, str(fixture.port),
+                    "--gcs", *flags], check=True, env=env,
+                   stdout=subprocess.DEVNULL)
+    GCS_FIXTURES[name] = fixture
+    return fixture
+
+
+def stop_gcs_fixtures():
+    for fixture in GCS_FIXTURES.values():
+        subprocess.run([RUN_FIXTURE, "stop", fixture.dir], check=False)
+        shutil.rmtree(fixture.dir, ignore_errors=True)
+    GCS_FIXTURES.clear()
+
+
+def _enc(text):
+    return quote(text, safe="-_.~")
+
+
+def _hmac(key, text):
+    return hmac.new(key, text.encode(), hashlib.sha256)
+
+
+def _goog4_key(secret, day, location):
+    key = ("GOOG4" + secret).encode()
+    for part in (day, location, "storage", "goog4_request"):
+        key = _hmac(key, part).digest()
+    return key
+
+
+def _goog4_canonical(method, path, query, headers, payload):
+    names = sorted(headers)
+    return "\n".join([
+        method, path,
+        "&".join(f"{k}={v}" for k, v in sorted(
+            (_enc(k), _enc(v)) for k, v in query)),
+        "".join(f"{n}:{' '.join(str(headers[n]).split())}\n" for n in names),
+        ";".join(names), payload]), ";".join(names)
+
+
+def goog4_headers(port, method, path, query=(), headers=None, body=b"",
+                  key=GCS_KEY, secret=GCS_SECRET, when=None,
+                  location="auto", content_sha256=True):
+    """Headers of a GOOG4-HMAC-SHA256 header-signed request."""
+    when = when or datetime.datetime.now(datetime.timezone.utc)
+    stamp = when.strftime("%Y%m%dT%H%M%SZ")
+    signed = {k.lower(): v for k, v in (headers or {}).items()}
+    signed["host"] = f"127.0.0.1:{port}"
+    signed["x-goog-date"] = stamp
+    if content_sha256:
+        signed["x-goog-content-sha256"] = hashlib.sha256(body).hexdigest()
+    canonical, names = _goog4_canonical(
+        method, path, query, signed,
+        signed.get("x-goog-content-sha256", "UNSIGNED-PAYLOAD"))
+    scope = f"{stamp[:8]}/{location}/storage/goog4_request"
+    to_sign = "\n".join(["GOOG4-HMAC-SHA256", stamp, scope,
+                         hashlib.sha256(canonical.encode()).hexdigest()])
+    signature = _hmac(_goog4_key(secret, stamp[:8], location),
+                      to_sign).hexdigest()
+    signed["authorization"] = (
+        f"GOOG4-HMAC-SHA256 Credential={key}/{scope}, "
+        f"SignedHeaders={names}, Signature={signature}")
+    return signed
+
+
+def goog4_url(port, method, path, expires=300, query=(), headers=None,
+              key=GCS_KEY, secret=GCS_SECRET, when=None, location="auto"):
+    """Path and query of a V4 signed URL (signing-urls-manually)."""
+    when = when or datetime.datetime.now(datetime.timezone.utc)
+    stamp = when.strftime("%Y%m%dT%H%M%SZ")
+    scope = f"{stamp[:8]}/{location}/storage/goog4_request"
+    signed = {k.lower(): v for k, v in (headers or {}).items()}
+    signed["host"] = f"127.0.0.1:{port}"
+    params = [("X-Goog-Algorithm", "GOOG4-HMAC-SHA256"),
+              ("X-Goog-Credential", f"{key}/{scope}"),
+              ("X-Goog-Date", stamp), ("X-Goog-Expires", str(expires)),
+              ("X-Goog-SignedHeaders", ";".join(sorted(signed)))]
+    params += list(query)
+    canonical, _ = _goog4_canonical(method, path, params, signed,
+                                    "UNSIGNED-PAYLOAD")
+    to_sign = "\n".join(["GOOG4-HMAC-SHA256", stamp, scope,
+                         hashlib.sha256(canonical.encode()).hexdigest()])
+    signature = _hmac(_goog4_key(secret, stamp[:8], location),
+                      to_sign).hexdigest()
+    return path + "?" + "&".join(f"{_enc(k)}={_enc(v)}" for k, v in
+                                 params) + "&X-Goog-Signature=" + signature
+
+
+def crc32c_b64(data):
+    """CRC32C, bit by bit (test-side, independent of s3fixture/crc32c.py)."""
+    crc = 0xFFFFFFFF
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
+    return base64.b64encode(struct.pack(">I", crc ^ 0xFFFFFFFF)).decode()
+
+
+def md5_b64(data):
+    return base64.b64encode(hashlib.md5(data).digest()).decode()
+
+
+def gcs_error(body):
+    """(Code, Details) of a Cloud Storage XML error document."""
+    root = ElementTree.fromstring(body)
+    return root.findtext("Code"), root.findtext("Details")
+
+
+class GcsTestCase(unittest.TestCase):
+    FIXTURE = "gcs"
+    FLAGS = ()
+    MIN_PART_SIZE = None
+
+    @classmethod
+    def setUpClass(cls):
+        fixture = start_gcs_fixture(cls.FIXTURE, *cls.FLAGS,
+                                    min_part_size=cls.MIN_PART_SIZE)
+        cls.port = fixture.port
+        cls.dir = fixture.dir
+
+    def endpoint(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def boto(self, region="auto", secret=GCS_SECRET):
+        """boto3 as Google's simple-migration samples configure it."""
+        return boto3.client(
+            "s3", endpoint_url=self.endpoint(), region_name=region,
+            aws_access_key_id=GCS_KEY, aws_secret_access_key=secret,
+            config=Config(signature_version="s3v4",
+                          s3={"addressing_style": "path"},
+                          retries={"total_max_attempts": 1,
+                                   "mode": "standard"}))
+
+    def call(self, method, path, body=b"", headers=None):
+        """Send as given; (status, lower-case headers, body)."""
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        try:
+            conn.request(method, path, body=body, headers=headers or {})
+            response = conn.getresponse()
+            return (response.status,
+                    {k.lower(): v for k, v in response.getheaders()},
+                    response.read())
+        finally:
+            conn.close()
+
+    def goog4(self, method, path, body=b"", headers=None, query=(),
+              after_signing=None, **sign):
+        """A GOOG4 header-signed request; query is a list of pairs."""
+        signed = goog4_headers(self.port, method, path, query, headers, body,
+                               **sign)
+        if after_signing:
+            after_signing(signed)
+        target = path + ("?" + "&".join(f"{_enc(k)}={_enc(v)}"
+                                        for k, v in query) if query else "")
+        return self.call(method, target, body, signed)
+
+    def put(self, key, body, headers=None, bucket=GCS_BUCKET):
+        status, headers, data = self.goog4("PUT", self.path(key, bucket),
+                                           body, headers)
+        self.assertEqual(status, 200, data)
+        return headers
+
+    @staticmethod
+    def path(key, bucket=GCS_BUCKET):
+        return f"/{bucket}/{quote(key, safe='/~')}"
+
+    def assert_error(self, result, status, code):
+        got_status, headers, body = result
+        self.assertEqual((got_status, gcs_error(body)[0]), (status, code),
+                         body)
+        return gcs_error(body)[1]
+
+
+class GcsSignatureTests(GcsTestCase):
+    def test_goog4_header_signed_put_and_get(self):
+        headers = self.put("sig/goog4 ü", b"goog4 body",
+                           {"Content-Type": "text/plain"})
+        self.assertIn("x-goog-generation", headers)
+        status, headers, body = self.goog4("GET", self.path("sig/goog4 ü"))
+        self.assertEqual((status, body), (200, b"goog4 body"))
+        self.assertEqual(headers["content-type"], "text/plain")
+        self.assertIn("x-guploader-uploadid", headers)
+        self.assertNotIn("x-amz-request-id", headers)
+        # Without x-goog-content-sha256 the payload is UNSIGNED-PAYLOAD.
+        status, _, body = self.goog4("PUT", self.path("sig/unsigned"), b"u",
+                                     content_sha256=False)
+        self.assertEqual(status, 200, body)
+
+    def test_goog4_any_location(self):
+        status, _, body = self.goog4("GET", f"/{GCS_BUCKET}",
+                                     query=[("list-type", "2")],
+                                     location="europe-west1")
+        self.assertEqual(status, 200, body)
+
+    def test_goog4_wrong_secret_and_tampering(self):
+        self.put("sig/t", b"t")
+        result = self.goog4("GET", self.path("sig/t"), secret="not-it")
+        self.assertEqual(self.assert_error(result, 403,
+                                           "SignatureDoesNotMatch")[:17],
+                         "The request signa")
+        self.assertTrue(result[2].startswith(
+            b"<?xml version='1.0' encoding='UTF-8'?><Error><Code>"))
+        self.assertIn(b"<StringToSign>GOOG4-HMAC-SHA256\n", result[2])
+        self.assertNotIn(b"<RequestId>", result[2])
+
+        def tamper(headers):
+            headers["authorization"] = headers["authorization"][:-1] + (
+                "0" if headers["authorization"][-1] != "0" else "1")
+        self.assert_error(self.goog4("GET", self.path("sig/t"),
+                                     after_signing=tamper),
+                          403, "SignatureDoesNotMatch")
+        # Signed for one key, sent for another.
+        signed = goog4_headers(self.port, "GET", self.path("sig/t"))
+        self.assert_error(self.call("GET", self.path("sig/other"),
+                                    headers=signed),
+                          403, "SignatureDoesNotMatch")
+
+    def test_goog4_unknown_access_id(self):
+        self.assert_error(self.goog4("GET", self.path("sig/t"),
+                                     key="GOOG1NOBODY"),
+                          403, "InvalidAccessKeyId")
+
+    def test_goog4_malformed_scope_and_headers(self):
+        def service(headers):
+            headers["authorization"] = headers["authorization"].replace(
+                "/storage/", "/s3/")
+        self.assert_error(self.goog4("GET", self.path("sig/t"),
+                                     after_signing=service),
+                          400, "MalformedSecurityHeader")
+
+        def unsigned(headers):
+            headers["x-goog-meta-sneaky"] = "1"
+        details = self.assert_error(
+            self.goog4("PUT", self.path("sig/h"), b"x",
+                       after_signing=unsigned),
+            400, "MalformedSecurityHeader")
+        self.assertIn("x-goog-meta-sneaky", details)
+
+        def drop(headers):
+            del headers["x-goog-date"]
+        self.assert_error(self.goog4("GET", self.path("sig/t"),
+                                     after_signing=drop),
+                          400, "MalformedSecurityHeader")
+        # A signed header the request does not carry.
+        signed = goog4_headers(self.port, "GET", self.path("sig/t"),
+                               headers={"x-goog-meta-a": "1"})
+        del signed["x-goog-meta-a"]
+        self.assert_error(self.call("GET", self.path("sig/t"),
+                                    headers=signed),
+                          400, "MalformedSecurityHeader")
+
+    def test_goog4_skewed_clock(self):
+        past = datetime.datetime.now(datetime.timezone.utc) - \
+            datetime.timedelta(minutes=20)
+        self.assert_error(self.goog4("GET", self.path("sig/t"), when=past),
+                          403, "RequestTimeTooSkewed")
+
+    def test_goog4_payload_hash(self):
+        signed = goog4_headers(self.port, "PUT", self.path("sig/sha"),
+                               body=b"AAAA")
+        self.assert_error(self.call("PUT", self.path("sig/sha"), b"BBBB",
+                                    signed), 400, "BadDigest")
+        self.assert_error(self.goog4("GET", self.path("sig/sha")),
+                          404, "NoSuchKey")
+
+    def test_signed_url_get_and_put(self):
+        url = goog4_url(self.port, "PUT", self.path("sig/url é+&"))
+        status, _, body = self.call("PUT", url, b"via signed url")
+        self.assertEqual(status, 200, body)
+        url = goog4_url(self.port, "GET", self.path("sig/url é+&"),
+                        query=[("response-content-type", "text/x-test")])
+        with urllib.request.urlopen(self.endpoint() + url) as response:
+            self.assertEqual(response.read(), b"via signed url")
+            self.assertEqual(response.headers["Content-Type"], "text/x-test")
+        # Lower-case parameter names, as some Google libraries send them.
+        lower = url.replace("X-Goog-Signature=", "x-goog-signature=")
+        self.assertEqual(self.call("GET", lower)[0], 200)
+
+    def test_signed_upload_url_with_signed_headers(self):
+        # A browser upload as a backend would sign it: type, create-only and
+        # size range are signed headers the uploader must send as they are.
+        signed = {"Content-Type": "image/png",
+                  "x-goog-if-generation-match": "0",
+                  "x-goog-content-length-range": "1,10"}
+        url = goog4_url(self.port, "PUT", self.path("sig/upload"),
+                        headers=signed)
+        status, headers, body = self.call("PUT", url, b"png", signed)
+        self.assertEqual(status, 200, body)
+        self.assertIn("x-goog-generation", headers)
+        self.assert_error(self.call("PUT", url, b"png", signed),
+                          412, "PreconditionFailed")
+        self.assert_error(self.call("PUT", url, b"x", dict(
+            signed, **{"Content-Type": "text/plain"})),
+            403, "SignatureDoesNotMatch")
+        self.assert_error(self.call("PUT", url, b"x", {
+            "Content-Type": "image/png"}), 400, "MalformedSecurityHeader")
+        url = goog4_url(self.port, "PUT", self.path("sig/upload-big"),
+                        headers=signed)
+        self.assert_error(self.call("PUT", url, b"0123456789A", signed),
+                          400, "EntityTooLarge")
+        self.assert_error(self.goog4("GET", self.path("sig/upload-big")),
+                          404, "NoSuchKey")
+
+    def test_signed_url_refusals(self):
+        self.put("sig/u", b"u")
+        past = datetime.datetime.now(datetime.timezone.utc) - \
+            datetime.timedelta(seconds=100)
+        expired = goog4_url(self.port, "GET", self.path("sig/u"), expires=10,
+                            when=past)
+        details = self.assert_error(self.call("GET", expired), 400,
+                                    "ExpiredToken")
+        self.assertIn("expired", details)
+        self.assert_error(self.call("GET", goog4_url(
+            self.port, "GET", self.path("sig/u"), expires=604801)),
+            400, "MalformedSecurityHeader")
+        url = goog4_url(self.port, "GET", self.path("sig/u"))
+        self.assert_error(self.call("GET", url.replace("/sig/u?", "/sig/v?")),
+                          403, "SignatureDoesNotMatch")
+        self.assert_error(self.call("DELETE", url), 403,
+                          "SignatureDoesNotMatch")
+        self.assert_error(self.call("GET", goog4_url(
+            self.port, "GET", self.path("sig/u"), secret="wrong")),
+            403, "SignatureDoesNotMatch")
+        self.assert_error(self.call("GET", url.replace(
+            "X-Goog-Date", "X-Goog-Nothing")), 400,
+            "MalformedSecurityHeader")
+
+    def test_aws4_with_hmac_key(self):
+        for region in ("auto", "us-west-2"):
+            s3 = self.boto(region)
+            put = s3.put_object(Bucket=GCS_BUCKET, Key=f"sig/aws4-{region}",
+                                Body=b"aws4")
+            self.assertIn("x-goog-generation", headers_of(put))
+            got = s3.get_object(Bucket=GCS_BUCKET, Key=f"sig/aws4-{region}")
+            self.assertEqual(got["Body"].read(), b"aws4")
+        self.assertEqual(error_of(lambda: self.boto(secret="wrong")
+                                  .head_object(Bucket=GCS_BUCKET,
+                                               Key="sig/aws4-auto"))[0], 403)
+        url = self.boto().generate_presigned_url(
+            "get_object",
+            Params={"Bucket": GCS_BUCKET, "Key": "sig/aws4-auto"},
+            ExpiresIn=60)
+        with urllib.request.urlopen(url) as response:
+            self.assertEqual(response.read(), b"aws4")
+
+    def test_anonymous_is_denied(self):
+        status, headers, body = self.call("GET", self.path("sig/t"))
+        self.assertEqual((status, gcs_error(body)[0]), (403, "AccessDenied"))
+        self.assertIn(b"<Message>Access denied.</Message>", body)
+
+
+class GcsHeaderTests(GcsTestCase):
+    def test_x_amz_equivalents_are_processed(self):
+        s3 = self.boto()
+        s3.put_object(Bucket=GCS_BUCKET, Key="hdr/amz", Body=b"m",
+                      Metadata={"colour": "blue"}, StorageClass="NEARLINE")
+        headers = headers_of(s3.head_object(Bucket=GCS_BUCKET,
+                                            Key="hdr/amz"))
+        self.assertEqual(headers["x-goog-meta-colour"], "blue")
+        self.assertEqual(headers["x-goog-storage-class"], "NEARLINE")
+        self.assertFalse([h for h in headers if h.startswith("x-amz-")],
+                         headers)
+
+    def test_x_amz_without_equivalent_is_refused(self):
+        s3 = self.boto()
+        for extra in ({"Tagging": "a=b"}, {"ServerSideEncryption": "AES256"},
+                      {"StorageClass": "STANDARD_IA"}):
+            self.assertEqual(error_of(lambda: s3.put_object(
+                Bucket=GCS_BUCKET, Key="hdr/refused", Body=b"x", **extra)),
+                (400, "InvalidArgument"), extra)
+        self.assert_error(self.goog4("GET", self.path("hdr/refused")),
+                          404, "NoSuchKey")
+
+    def test_mixing_x_amz_and_x_goog_is_refused(self):
+        s3 = self.boto()
+        with with_header(s3, "PutObject", "x-goog-if-generation-match", "0"):
+            self.assertEqual(error_of(lambda: s3.put_object(
+                Bucket=GCS_BUCKET, Key="hdr/mixed", Body=b"x")),
+                (400, "ExcessHeaderValues"))
+
+    def test_x_amz_if_generation_match_is_the_equivalent(self):
+        s3 = self.boto()
+        with with_header(s3, "PutObject", "x-amz-if-generation-match", "0"):
+            s3.put_object(Bucket=GCS_BUCKET, Key="hdr/once", Body=b"1")
+            self.assertEqual(error_of(lambda: s3.put_object(
+                Bucket=GCS_BUCKET, Key="hdr/once", Body=b"2")),
+                (412, "PreconditionFailed"))
+
+    def test_goog_meta_and_standard_headers(self):
+        self.put("hdr/meta", b"m", {"x-goog-meta-Owner": "me",
+                                    "Cache-Control": "no-cache"})
+        status, headers, _ = self.goog4("HEAD", self.path("hdr/meta"))
+        self.assertEqual((status, headers["x-goog-meta-owner"],
+                          headers["cache-control"]), (200, "me", "no-cache"))
+        # put-object: no Content-Type means application/octet-stream.
+        self.assertEqual(headers["content-type"], "application/octet-stream")
+
+    def test_storage_classes(self):
+        for name in ("STANDARD", "NEARLINE", "COLDLINE", "ARCHIVE"):
+            self.put(f"hdr/class-{name}", b"c",
+                     {"x-goog-storage-class": name})
+            status, headers, body = self.goog4(
+                "GET", self.path(f"hdr/class-{name}"))
+            self.assertEqual((status, body, headers["x-goog-storage-class"]),
+                             (200, b"c", name))
+        for name in ("GLACIER", "STANDARD_IA", "nearline"):
+            self.assert_error(self.goog4(
+                "PUT", self.path("hdr/class-bad"), b"c",
+                {"x-goog-storage-class": name}), 400, "InvalidArgument")
+
+    def test_unknown_and_unemulated_goog_headers(self):
+        self.assert_error(self.goog4("PUT", self.path("hdr/x"), b"x",
+                                     {"x-goog-if-generation-matches": "0"}),
+                          400, "InvalidArgument")
+        self.assert_error(self.goog4("PUT", self.path("hdr/x"), b"x",
+                                     {"x-goog-generation": "5"}),
+                          400, "InvalidArgument")
+        self.assert_error(self.goog4("PUT", self.path("hdr/x"), b"x",
+                                     {"x-goog-encryption-kms-key-name": "k"}),
+                          501, "NotImplemented")
+
+    def test_upload_hashes_are_checked(self):
+        body = b"hash me"
+        good = f"crc32c={crc32c_b64(body)},md5={md5_b64(body)}"
+        headers = self.put("hdr/hash", body, {"x-goog-hash": good})
+        self.assertEqual(headers["x-goog-hash"], good)
+        self.assert_error(self.goog4("PUT", self.path("hdr/hash"), body, {
+            "x-goog-hash": "crc32c=AAAAAA=="}), 400, "CrcMismatch")
+        self.assert_error(self.goog4("PUT", self.path("hdr/hash"), body, {
+            "x-goog-hash": f"md5={md5_b64(b'other')}"}), 400, "BadDigest")
+
+
+class GcsPreconditionTests(GcsTestCase):
+    def test_generation_match_zero_creates_only(self):
+        create = {"x-goog-if-generation-match": "0"}
+        self.put("pre/once", b"first", create)
+        details = self.assert_error(
+            self.goog4("PUT", self.path("pre/once"), b"second", create),
+            412, "PreconditionFailed")
+        self.assertIn("x-goog-if-generation-match", details)
+        self.assertEqual(self.goog4("GET", self.path("pre/once"))[2],
+                         b"first")
+
+    def test_if_none_match_is_not_create_only(self):
+        # request-preconditions: If-None-Match applies to reads only.
+        self.put("pre/inm", b"first", {"If-None-Match": "*"})
+        self.put("pre/inm", b"second", {"If-None-Match": "*"})
+        self.assertEqual(self.goog4("GET", self.path("pre/inm"))[2],
+                         b"second")
+
+    def test_concurrent_create_only_has_one_winner(self):
+        results = []
+
+        def attempt(n):
+            results.append(self.goog4(
+                "PUT", self.path("pre/race"), b"w%d" % n,
+                {"x-goog-if-generation-match": "0"})[0])
+        threads = [threading.Thread(target=attempt, args=(n,))
+                   for n in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        self.assertEqual(sorted(results), [200] + [412] * 7)
+
+    def test_generation_match_on_put_get_delete(self):
+        first = int(self.put("pre/n", b"1")["x-goog-generation"])
+        self.assert_error(self.goog4("PUT", self.path("pre/n"), b"x", {
+            "x-goog-if-generation-match": str(first + 1)}),
+            412, "PreconditionFailed")
+        second = int(self.put("pre/n", b"2", {
+            "x-goog-if-generation-match": str(first)})["x-goog-generation"])
+        self.assertGreater(second, first)
+        self.assert_error(self.goog4("GET", self.path("pre/n"), headers={
+            "x-goog-if-generation-match": str(first)}),
+            412, "PreconditionFailed")
+        self.assert_error(self.goog4("GET", self.path("pre/n"), headers={
+            "x-goog-if-generation-match": "0"}), 412, "PreconditionFailed")
+        status, _, body = self.goog4("GET", self.path("pre/n"), headers={
+            "x-goog-if-generation-match": str(second),
+            "x-goog-if-metageneration-match": "1"})
+        self.assertEqual((status, body), (200, b"2"))
+        self.assertEqual(self.goog4("HEAD", self.path("pre/n"), headers={
+            "x-goog-if-metageneration-match": "2"})[0], 412)
+        self.assert_error(self.goog4("DELETE", self.path("pre/n"), headers={
+            "x-goog-if-generation-match": str(first)}),
+            412, "PreconditionFailed")
+        self.assertEqual(self.goog4("DELETE", self.path("pre/n"), headers={
+            "x-goog-if-generation-match": str(second)})[0], 204)
+        self.assert_error(self.goog4("PUT", self.path("pre/n"), b"3", {
+            "x-goog-if-generation-match": str(second)}),
+            412, "PreconditionFailed")
+
+    def test_metageneration_alone_on_put_is_refused(self):
+        self.assert_error(self.goog4("PUT", self.path("pre/meta"), b"m", {
+            "x-goog-if-metageneration-match": "1"}), 400, "InvalidArgument")
+        self.assert_error(self.goog4("PUT", self.path("pre/meta"), b"m", {
+            "x-goog-if-generation-match": "zero"}), 400, "InvalidArgument")
+
+    def test_copy_destination_and_source_preconditions(self):
+        source = int(self.put("pre/src", b"source")["x-goog-generation"])
+        self.put("pre/dst-taken", b"taken")
+        copy = {"x-goog-copy-source": f"{GCS_BUCKET}/pre/src",
+                "x-goog-if-generation-match": "0"}
+        self.assert_error(self.goog4("PUT", self.path("pre/dst-taken"),
+                                     headers=copy),
+                          412, "PreconditionFailed")
+        self.assert_error(self.goog4("PUT", self.path("pre/dst-new"),
+                                     headers=dict(copy, **{
+                                         "x-goog-copy-source-if-generation-"
+                                         "match": str(source + 1)})),
+                          412, "PreconditionFailed")
+        status, headers, body = self.goog4(
+            "PUT", self.path("pre/dst-new"), headers=dict(copy, **{
+                "x-goog-copy-source-if-generation-match": str(source)}))
+        self.assertEqual(status, 200, body)
+        self.assertIn(b"<CopyObjectResult", body)
+        self.assertGreater(int(headers["x-goog-generation"]), source)
+        self.assertEqual(self.goog4("GET", self.path("pre/dst-new"))[2],
+                         b"source")
+
+
+class GcsGenerationTests(GcsTestCase):
+    def test_generation_and_hash_headers(self):
+        body = b"generations"
+        put = self.put("gen/h", body, {"Content-Encoding": "gzip"})
+        generation = put["x-goog-generation"]
+        self.assertRegex(generation, r"^[1-9]\d{15,}$")
+        expected = {"x-goog-metageneration": "1",
+                    "x-goog-stored-content-length": str(len(body)),
+                    "x-goog-stored-content-encoding": "gzip",
+                    "x-goog-hash": f"crc32c={crc32c_b64(body)},"
+                                   f"md5={md5_b64(body)}"}
+        for method in ("HEAD", "GET"):
+            status, headers, _ = self.goog4(method, self.path("gen/h"))
+            self.assertEqual(status, 200)
+            self.assertEqual(headers["x-goog-generation"], generation)
+            for name, value in expected.items():
+                self.assertEqual(headers[name], value, (method, name))
+        for name, value in expected.items():
+            self.assertEqual(put[name], value, name)
+        again = self.put("gen/h", body)["x-goog-generation"]
+        self.assertGreater(int(again), int(generation))
+        # Kept in the sidecar's version index (versions.py).
+        index = os.path.join(self.dir, "data", GCS_BUCKET, "._fixture",
+                             "keys", "gen~", "h._v", "index.json")
+        with open(index) as handle:
+            self.assertEqual(json.load(handle)["versions"][0]["attrs"]
+                             ["generation"], int(again))
+
+    def test_generation_parameter(self):
+        generation = self.put("gen/p", b"p")["x-goog-generation"]
+        status, headers, body = self.goog4("GET", self.path("gen/p"),
+                                           query=[("generation", generation)])
+        self.assertEqual((status, body, headers["x-goog-generation"]),
+                         (200, b"p", generation))
+        self.assert_error(self.goog4("GET", self.path("gen/p"), query=[
+            ("generation", str(int(generation) - 1))]), 404, "NoSuchKey")
+        self.assert_error(self.goog4("GET", self.path("gen/p"), query=[
+            ("generation", "abc")]), 400, "InvalidArgument")
+        self.assert_error(self.goog4("GET", self.path("gen/p"), query=[
+            ("versionId", "null")]), 400, "InvalidArgument")
+        self.assert_error(self.goog4("DELETE", self.path("gen/p"), query=[
+            ("generation", "1")]), 404, "NoSuchKey")
+        self.assertEqual(self.goog4("DELETE", self.path("gen/p"), query=[
+            ("generation", generation)])[0], 204)
+
+    def test_delete_of_a_missing_object_is_404(self):
+        details = self.assert_error(
+            self.goog4("DELETE", self.path("gen/never")), 404, "NoSuchKey")
+        self.assertEqual(details, f"No such object: {GCS_BUCKET}/gen/never")
+
+    def test_noncurrent_generations_in_a_versioned_bucket(self):
+        self.boto().put_bucket_versioning(
+            Bucket=GCS_VERSIONED, VersioningConfiguration={
+                "Status": "Enabled"})
+        path = self.path("gen/v", GCS_VERSIONED)
+        first = self.put("gen/v", b"one", bucket=GCS_VERSIONED)[
+            "x-goog-generation"]
+        second = self.put("gen/v", b"two", bucket=GCS_VERSIONED)[
+            "x-goog-generation"]
+        status, headers, body = self.goog4("GET", path,
+                                           query=[("generation", first)])
+        self.assertEqual((status, body, headers["x-goog-generation"]),
+                         (200, b"one", first))
+        self.assertEqual(self.goog4("GET", path)[2], b"two")
+        # Deleting the live object leaves its generation noncurrent.
+        self.assertEqual(self.goog4("DELETE", path)[0], 204)
+        self.assert_error(self.goog4("GET", path), 404, "NoSuchKey")
+        self.assert_error(self.goog4("DELETE", path), 404, "NoSuchKey")
+        self.assertEqual(self.goog4("GET", path, query=[
+            ("generation", second)])[2], b"two")
+        self.assertEqual(self.goog4("DELETE", path, query=[
+            ("generation", first)])[0], 204)
+        self.assert_error(self.goog4("GET", path, query=[
+            ("generation", first)]), 404, "NoSuchKey")
+        # Deleting the live generation by number leaves no live object:
+        # the older generation stays noncurrent.
+        third = self.put("gen/v", b"three", bucket=GCS_VERSIONED)[
+            "x-goog-generation"]
+        self.assertEqual(self.goog4("DELETE", path, query=[
+            ("generation", third)])[0], 204)
+        self.assert_error(self.goog4("GET", path), 404, "NoSuchKey")
+        self.assertEqual(self.goog4("GET", path, query=[
+            ("generation", second)])[2], b"two")
+        # A copy from a noncurrent generation.
+        status, headers, body = self.goog4(
+            "PUT", self.path("gen/v-copy", GCS_VERSIONED), headers={
+                "x-goog-copy-source": f"/{GCS_VERSIONED}/gen/v",
+                "x-goog-copy-source-generation": second})
+        self.assertEqual(status, 200, body)
+        self.assertEqual(self.goog4(
+            "GET", self.path("gen/v-copy", GCS_VERSIONED))[2], b"two")
+
+
+class GcsCopyTests(GcsTestCase):
+    def test_copy_keeps_or_replaces_metadata(self):
+        self.put("copy/src", b"bytes", {"x-goog-meta-a": "1",
+                                        "Content-Type": "text/plain"})
+        status, headers, body = self.goog4("PUT", self.path("copy/kept"),
+                                           headers={"x-goog-copy-source":
+                                                    f"{GCS_BUCKET}/copy/src"})
+        self.assertEqual(status, 200, body)
+        self.assertEqual(headers["x-goog-hash"],
+                         f"crc32c={crc32c_b64(b'bytes')},"
+                         f"md5={md5_b64(b'bytes')}")
+        _, kept, _ = self.goog4("HEAD", self.path("copy/kept"))
+        self.assertEqual((kept["x-goog-meta-a"], kept["content-type"]),
+                         ("1", "text/plain"))
+        self.goog4("PUT", self.path("copy/replaced"), headers={
+            "x-goog-copy-source": f"{GCS_BUCKET}/copy/src",
+            "x-goog-metadata-directive": "REPLACE",
+            "x-goog-meta-b": "2", "x-goog-storage-class": "COLDLINE"})
+        _, replaced, _ = self.goog4("HEAD", self.path("copy/replaced"))
+        self.assertNotIn("x-goog-meta-a", replaced)
+        self.assertEqual((replaced["x-goog-meta-b"],
+                          replaced["x-goog-storage-class"]),
+                         ("2", "COLDLINE"))
+        self.assert_error(self.goog4("PUT", self.path("copy/none"), headers={
+            "x-goog-copy-source": f"{GCS_BUCKET}/copy/missing"}),
+            404, "NoSuchKey")
+
+    def test_copy_source_takes_no_query(self):
+        generation = self.put("copy/q", b"q")["x-goog-generation"]
+        for source in (f"{GCS_BUCKET}/copy/q?generation={generation}",
+                       f"{GCS_BUCKET}/copy/q?versionId=x"):
+            self.assert_error(self.goog4("PUT", self.path("copy/q2"), headers={
+                "x-goog-copy-source": source}), 400, "InvalidArgument")
+
+    def test_copy_with_aws4(self):
+        s3 = self.boto()
+        s3.put_object(Bucket=GCS_BUCKET, Key="copy/a", Body=b"aws")
+        result = s3.copy_object(Bucket=GCS_BUCKET, Key="copy/b",
+                                CopySource={"Bucket": GCS_BUCKET,
+                                            "Key": "copy/a"})
+        self.assertIn("x-goog-generation", headers_of(result))
+        self.assertEqual(s3.get_object(Bucket=GCS_BUCKET, Key="copy/b")
+                         ["Body"].read(), b"aws")
+
+
+class GcsMultipartTests(GcsTestCase):
+    def initiate(self, key, headers=None):
+        status, _, body = self.goog4("POST", self.path(key),
+                                     headers=headers, query=[("uploads", "")])
+        self.assertEqual(status, 200, body)
+        return ElementTree.fromstring(body).findtext(
+            "{http://s3.amazonaws.com/doc/2006-03-01/}UploadId")
+
+    def part(self, key, upload_id, number, data):
+        return self.goog4("PUT", self.path(key), data, query=[
+            ("partNumber", str(number)), ("uploadId", upload_id)])
+
+    def complete(self, key, upload_id, etags, headers=None):
+        body = ("<CompleteMultipartUpload>" + "".join(
+            f"<Part><PartNumber>{n}</PartNumber><ETag>{e}</ETag></Part>"
+            for n, e in etags) + "</CompleteMultipartUpload>").encode()
+        return self.goog4("POST", self.path(key), body, headers,
+                          query=[("uploadId", upload_id)])
+
+    def upload(self, key, parts, headers=None):
+        upload_id = self.initiate(key, {"x-goog-meta-kind": "multipart"})
+        etags = []
+        for number, data in enumerate(parts, 1):
+            status, headers_, body = self.part(key, upload_id, number, data)
+            self.assertEqual(status, 200, body)
+            etags.append((number, headers_["etag"]))
+        return upload_id, self.complete(key, upload_id, etags, headers)
+
+    def test_multipart_upload_is_composite(self):
+        parts = [b"a" * (5 * MIB), b"tail"]
+        _, (status, headers, body) = self.upload("mp/big", parts)
+        self.assertEqual(status, 200, body)
+        self.assertIn(b"<CompleteMultipartUploadResult", body)
+        self.assertEqual(headers["x-goog-component-count"], "2")
+        self.assertRegex(headers["x-goog-hash"],
+                         r"^crc32c=[A-Za-z0-9+/]{6}==$")
+        status, got, data = self.goog4("GET", self.path("mp/big"))
+        self.assertEqual((status, data == b"".join(parts)), (200, True))
+        self.assertEqual((got["x-goog-meta-kind"], got["x-goog-hash"],
+                          got["x-goog-stored-content-length"]),
+                         ("multipart", headers["x-goog-hash"],
+                          str(5 * MIB + 4)))
+
+    def test_part_rules(self):
+        upload_id = self.initiate("mp/rules")
+        for number in ("0", "10001"):
+            status, _, body = self.goog4("PUT", self.path("mp/rules"), b"x",
+                                         query=[("partNumber", number),
+                                                ("uploadId", upload_id)])
+            self.assertEqual((status, gcs_error(body)[0]),
+                             (400, "InvalidArgument"))
+        etags = [(n, self.part("mp/rules", upload_id, n, b"small")[1]["etag"])
+                 for n in (1, 2)]
+        self.assert_error(self.complete("mp/rules", upload_id, etags),
+                          400, "EntityTooSmall")
+        self.assert_error(self.complete("mp/rules", upload_id,
+                                        list(reversed(etags))),
+                          400, "InvalidPartOrder")
+        self.assertEqual(self.goog4("DELETE", self.path("mp/rules"), query=[
+            ("uploadId", upload_id)])[0], 204)
+        self.assert_error(self.complete("mp/rules", upload_id, etags[:1]),
+                          404, "NoSuchUpload")
+
+    def test_preconditions_are_refused(self):
+        # multipart-uploads: "Preconditions are not supported".
+        create = {"x-goog-if-generation-match": "0"}
+        self.assert_error(self.goog4("POST", self.path("mp/pre"),
+                                     headers=create, query=[("uploads", "")]),
+                          501, "NotImplemented")
+        upload_id = self.initiate("mp/pre")
+        etag = self.part("mp/pre", upload_id, 1, b"only")[1]["etag"]
+        self.assert_error(self.complete("mp/pre", upload_id, [(1, etag)],
+                                        create), 501, "NotImplemented")
+        status, _, body = self.complete("mp/pre", upload_id, [(1, etag)])
+        self.assertEqual(status, 200, body)
+
+
+class GcsMultipartPreconditionTests(GcsMultipartTests):
+    """--gcs-multipart-preconditions, and 1 KiB parts (fast hashing)."""
+    FIXTURE = "gcs-multipart-preconditions"
+    FLAGS = ("--gcs-multipart-preconditions",)
+    MIN_PART_SIZE = 1024
+
+    test_multipart_upload_is_composite = None
+    test_preconditions_are_refused = None
+    test_part_rules = None
+
+    def test_complete_honours_generation_match(self):
+        create = {"x-goog-if-generation-match": "0"}
+        parts = [b"p" * 1024, b"q" * 10]
+        _, (status, headers, body) = self.upload("mp/once", parts, create)
+        self.assertEqual(status, 200, body)
+        self.assertEqual(headers["x-goog-hash"],
+                         "crc32c=" + crc32c_b64(b"".join(parts)))
+        upload_id, result = self.upload("mp/once", parts, create)
+        self.assert_error(result, 412, "PreconditionFailed")
+        generation = headers["x-goog-generation"]
+        status, _, body = self.complete("mp/once", upload_id, [
+            (1, self.part("mp/once", upload_id, 1, b"r")[1]["etag"])],
+            {"x-goog-if-generation-match": generation})
+        self.assertEqual(status, 200, body)
+        self.assertEqual(self.goog4("GET", self.path("mp/once"))[2], b"r")
+
+
+class GcsErrorTests(GcsTestCase):
+    def test_no_such_key_document(self):
+        status, headers, body = self.goog4("GET", self.path("err/missing"))
+        self.assertEqual(status, 404)
+        self.assertEqual(body, (
+            "<?xml version='1.0' encoding='UTF-8'?><Error><Code>NoSuchKey"
+            "</Code><Message>The specified key does not exist.</Message>"
+            f"<Details>No such object: {GCS_BUCKET}/err/missing</Details>"
+            "</Error>").encode())
+        self.assertEqual(headers["server"], "UploadServer")
+
+    def test_s3_only_operations_are_not_emulated(self):
+        s3 = self.boto()
+        self.assertEqual(error_of(lambda: s3.delete_objects(
+            Bucket=GCS_BUCKET, Delete={"Objects": [{"Key": "a"}]})),
+            (501, "NotImplemented"))
+        self.assertEqual(error_of(lambda: s3.get_object_tagging(
+            Bucket=GCS_BUCKET, Key="a"))[0], 501)
+
+    def test_listing_and_fixture_env(self):
+        self.put("err/listed", b"l")
+        listed = self.boto().list_objects_v2(Bucket=GCS_BUCKET,
+                                             Prefix="err/")
+        self.assertEqual([o["Key"] for o in listed["Contents"]],
+                         ["err/listed"])
+        with open(os.path.join(self.dir, "fixture.env")) as handle:
+            self.assertIn("S3_FIXTURE_GCS=1\n", handle.read())
+
+
 class RestartTests(unittest.TestCase):
     """Runs before StopTests: the proxy's sidecar state is on disk."""
 
@@ -2584,6 +3403,9 @@ def main():
                  KeyTests, ListingTests, VersioningTests, EncryptionTests,
                  TaggingTests, StorageClassTests, StandardHeaderTests,
                  PostObjectTests, CorsTests, FaultTests, AwsCliTests,
+                 GcsSignatureTests, GcsHeaderTests, GcsPreconditionTests,
+                 GcsGenerationTests, GcsCopyTests, GcsMultipartTests,
+                 GcsMultipartPreconditionTests, GcsErrorTests,
                  RestartTests, StopTests):
         suite.addTests(loader.loadTestsFromTestCase(case))
     start_fixture()
@@ -2593,6 +3415,7 @@ def main():
         result = runner.run(suite)
     finally:
         stop_fixture()
+        stop_gcs_fixtures()
         shutil.rmtree(FIXTURE.dir, ignore_errors=True)
     failed = len(result.failures) + len(result.errors) + \
         len(result.unexpectedSuccesses)

@@ -63,12 +63,20 @@ class Attributes:
     tags: list = field(default_factory=list)  # [(key, value)], in order
     storage_class: str = "STANDARD"
     checksum_sha256: str = None  # base64, as x-amz-checksum-sha256
+    # GCS mode only (gcs.py): the object's generation and metageneration,
+    # its CRC32C (base64, as x-goog-hash) and, for a composite object (a
+    # completed multipart upload), its component count.
+    generation: int = None
+    metageneration: int = None
+    crc32c: str = None
+    component_count: int = None
 
     def to_json(self):
         """Only what differs from an ordinary object (small sidecars)."""
         doc = {}
         for name in ("sse", "kms_key_id", "customer_key_md5",
-                     "checksum_sha256"):
+                     "checksum_sha256", "generation", "metageneration",
+                     "crc32c", "component_count"):
             if getattr(self, name):
                 doc[name] = getattr(self, name)
         if self.bucket_key:
@@ -86,7 +94,9 @@ class Attributes:
                    bool(doc.get("bucket_key")), doc.get("customer_key_md5"),
                    [tuple(t) for t in doc.get("tags", [])],
                    doc.get("storage_class", "STANDARD"),
-                   doc.get("checksum_sha256"))
+                   doc.get("checksum_sha256"), doc.get("generation"),
+                   doc.get("metageneration"), doc.get("crc32c"),
+                   doc.get("component_count"))
 
     def is_plain(self):
         return not self.to_json()

@@ -53,8 +53,10 @@ def as_utf8(value):
         return value
 
 
-def parse_target(method, target, headers, body):
-    """Build an S3Request from the HTTP request line target."""
+def parse_target(method, target, headers, body, gcs=False):
+    """Build an S3Request from the HTTP request line target (gcs: the
+    fixture's GCS mode, whose signed URLs use X-Goog-* parameters and
+    whose copies name their source in x-goog-copy-source)."""
     raw_path, _, raw_query = target.partition("?")
     try:
         query = _parse_query(raw_query)
@@ -69,7 +71,7 @@ def parse_target(method, target, headers, body):
     request.params = {}
     for name, value in query:
         request.params.setdefault(name, value)
-    request.operation = operation_of(request)
+    request.operation = operation_of(request, gcs)
     return request
 
 
@@ -82,7 +84,7 @@ def _parse_query(raw_query):
     return pairs
 
 
-def operation_of(request):
+def operation_of(request, gcs=False):
     """S3 API operation name, used for routing, statistics and faults."""
     method, params = request.method, request.params
     if not request.bucket:
@@ -91,19 +93,22 @@ def operation_of(request):
         # A browser's CORS preflight, for the bucket or one of its keys.
         return "PreflightRequest"
     if not request.key:
-        return _bucket_operation(method, params)
-    return _object_operation(method, params, request.has_header(
-        "x-amz-copy-source"))
+        return _bucket_operation(method, params,
+                                 AUX_PARAMS | GCS_AUX_PARAMS if gcs
+                                 else AUX_PARAMS)
+    copy = request.has_header("x-amz-copy-source") or (
+        gcs and request.has_header("x-goog-copy-source"))
+    return _object_operation(method, params, copy)
 
 
-def _bucket_operation(method, params):
+def _bucket_operation(method, params, aux):
     if method == "GET":
         for name, operation in _BUCKET_GET.items():
             if name in params:
                 return operation
         if params.get("list-type") == "2":
             return "ListObjectsV2"
-    meaningful = [p for p in params if p not in AUX_PARAMS]
+    meaningful = [p for p in params if p not in aux]
     if method == "GET":
         other = [p for p in meaningful if p not in _LIST_PARAMS]
         return f"GetBucket?{other[0]}" if other else "ListObjects"
@@ -127,6 +132,13 @@ def _bucket_operation(method, params):
 AUX_PARAMS = {"X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date",
               "X-Amz-Expires", "X-Amz-SignedHeaders", "X-Amz-Signature",
               "X-Amz-Security-Token", "x-id"}
+# GCS mode: V4 signed URLs' parameters ("Signed URL query string
+# parameters", canonical-requests), also authentication only.
+# Google's libraries also spell them in lower case.
+GCS_AUX_PARAMS = {name for base in (
+    "X-Goog-Algorithm", "X-Goog-Credential", "X-Goog-Date", "X-Goog-Expires",
+    "X-Goog-SignedHeaders", "X-Goog-Signature") for name in (base,
+                                                              base.lower())}
 _LIST_PARAMS = {"list-type", "prefix", "delimiter", "max-keys", "marker",
                 "start-after", "continuation-token", "encoding-type",
                 "fetch-owner"}

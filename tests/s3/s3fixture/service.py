@@ -85,6 +85,8 @@ class S3Service:
         self.sidecar = Sidecar(store)
         self.versions = Versions(store, self.sidecar)
         self.cors = cors.Cors(self.sidecar)
+        # Query parameters that authenticate rather than select (passthrough)
+        self.aux_params = AUX_PARAMS
         self._handlers = {
             "GetObject": self.get_object,
             "HeadObject": self.get_object,
@@ -711,7 +713,7 @@ class S3Service:
 
     def passthrough(self, req):
         """Operations s3rver handles well enough on its own."""
-        query = [(k, v) for k, v in req.query if k not in AUX_PARAMS]
+        query = [(k, v) for k, v in req.query if k not in self.aux_params]
         if not req.bucket:
             status, up_headers, body = self.upstream.request("GET", "/")
             return self._relay(status, up_headers, body)

@@ -90,9 +90,13 @@ class AuthResult:
 
 
 class Verifier:
-    def __init__(self, credentials, region):
+    def __init__(self, credentials, region, any_region=False):
         self.credentials = {c.access_key: c for c in credentials}
         self.region = region
+        # GCS mode: Cloud Storage takes AWS4-HMAC-SHA256 scopes naming any
+        # region ("auto" in Google's samples; "Simple migration from
+        # Amazon S3 to Cloud Storage"), and signs with the scope's region.
+        self.any_region = any_region
 
     def authenticate(self, request, now=None):
         """Return AuthResult or raise S3Error for an unacceptable request."""
@@ -124,7 +128,7 @@ class Verifier:
 
     def _verify_header_auth(self, request, header, now):
         fields = _parse_authorization(header)
-        credential = self._credential_for(fields["Credential"], False)
+        credential, region = self._credential_for(fields["Credential"], False)
         timestamp = request.header("x-amz-date")
         if not _valid_timestamp(timestamp):
             raise S3Error(
@@ -151,7 +155,7 @@ class Verifier:
         signed = fields["SignedHeaders"].split(";")
         self._check_common(request, credential, signed, False)
         signer = _HeaderSigner(self._botocore_credentials(credential), "s3",
-                               self.region)
+                               region)
         self._compare(signer, request, request.query, signed, timestamp,
                       fields["Signature"], credential)
         return AuthResult(credential.access_key, presigned=False)
@@ -160,7 +164,8 @@ class Verifier:
 
     def _verify_presigned(self, request, now):
         params = _presign_params(request)
-        credential = self._credential_for(params["X-Amz-Credential"], True)
+        credential, region = self._credential_for(params["X-Amz-Credential"],
+                                                  True)
         timestamp = params["X-Amz-Date"]
         if not _valid_timestamp(timestamp):
             raise S3Error(
@@ -182,7 +187,7 @@ class Verifier:
         signed = params["X-Amz-SignedHeaders"].split(";")
         self._check_common(request, credential, signed, True)
         signer = _QuerySigner(self._botocore_credentials(credential), "s3",
-                              self.region, expires=expires)
+                              region, expires=expires)
         # "The canonical query string must include all the query parameters
         # except X-Amz-Signature."
         query = [(k, v) for k, v in request.query if k != "X-Amz-Signature"]
@@ -268,7 +273,7 @@ class Verifier:
     # -- shared checks -----------------------------------------------------
 
     def _credential_for(self, scope, presigned):
-        """Look up the access key of a credential scope and validate it."""
+        """(Credential, region) of a credential scope, validated."""
         error = "AuthorizationQueryParametersError" if presigned else \
             "AuthorizationHeaderMalformed"
         parts = scope.split("/")
@@ -285,14 +290,14 @@ class Verifier:
                 "records.",
                 AWSAccessKeyId=access_key,
             )
-        if region != self.region:
+        if region != self.region and not self.any_region:
             raise S3Error(error, f"The authorization header is malformed; the "
                           f"region '{region}' is wrong; expecting "
                           f"'{self.region}'", Region=self.region)
         if service != "s3" or terminator != "aws4_request":
             raise S3Error(error, "The credential scope must name service "
                           "'s3' and end with 'aws4_request'.")
-        return credential
+        return credential, region
 
     def _check_common(self, request, credential, signed, presigned):
         if "host" not in signed:
