@@ -83,6 +83,12 @@ public:
 
 private:
     const std::string &key_for(const std::string &date) const;
+    // URLs that sign only host (so_sign's, row after row): what depends
+    // only on the time, lifetime, method and host is made once and kept,
+    // the key's HMAC state too, so each URL hashes its path and little else.
+    bool sign_plain_url(const UrlRequest &request, std::string &url) const;
+    struct PlainUrlState;
+    std::shared_ptr<PlainUrlState> plain_;
     std::string access_id_, secret_;
     mutable std::string key_date_, key_, canonical_request_;
 };
