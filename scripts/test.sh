@@ -24,15 +24,24 @@ trap cleanup EXIT
 
 passed=0
 failed=0
-record() {  # suite passed failed
-    printf '%-14s %4d passed, %d failed\n' "$1" "$2" "$3"
+skipped=0
+record() {  # suite passed failed [skipped]
+    printf '%-14s %4d passed, %d failed%s\n' "$1" "$2" "$3" "${4:+, $4 skipped}"
     passed=$((passed + $2))
     failed=$((failed + $3))
+    skipped=$((skipped + ${4:-0}))
+}
+summary() {  # the last line: "N passed, N failed" (", N skipped" when some were)
+    if [ "$skipped" -gt 0 ]; then
+        echo "$passed passed, $failed failed, $skipped skipped"
+    else
+        echo "$passed passed, $failed failed"
+    fi
 }
 fail_setup() {
     echo "setup failed: $1" >&2
     record "$1" 0 1
-    echo "$passed passed, $failed failed"
+    summary
     exit 1
 }
 
@@ -105,14 +114,15 @@ for t in tests/s3/test_fixture.py tests/azure/test_azurite_fixture.py tests/fake
     line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$work/$name.log" | tail -1)
     if [ -n "$line" ]; then
         ok=$(sed -E 's/^([0-9]+) passed.*/\1/' <<<"$line")
-        bad=$(sed -E 's/.* ([0-9]+) failed.*/\1/' <<<"$line")
+        bad=$(sed -E 's/^[0-9]+ passed, ([0-9]+) failed.*/\1/' <<<"$line")
+        skip=$(grep -oE '[0-9]+ skipped' <<<"$line" | grep -oE '[0-9]+' || true)
     else
-        ok=0; bad=1
+        ok=0; bad=1; skip=
     fi
     [ "$rc" -ne 0 ] && [ "$bad" -eq 0 ] && bad=1
     [ "$bad" -gt 0 ] && tail -40 "$work/$name.log"
-    record "$name" "$ok" "$bad"
+    record "$name" "$ok" "$bad" "$skip"
 done
 
-echo "$passed passed, $failed failed"
+summary
 [ "$failed" -eq 0 ]

@@ -27,19 +27,14 @@ std::string header(const Params &headers, std::string_view name) {
     return "";
 }
 
-std::string fold_whitespace(std::string_view v) {
-    std::string out;
-    bool space = false;
-    for (char c : v) {
-        if (c == ' ' || c == '\t' || c == '\r' || c == '\n') {
-            space = true;
-            continue;
-        }
-        if (space && !out.empty()) out += ' ';
-        space = false;
-        out += c;
-    }
-    return out;
+// A header value as the service reads it: trimmed. Runs of blanks inside
+// are signed as sent, as the Azure SDKs and Azurite sign them (folding
+// them, as one page of the documentation says, breaks such values).
+std::string trimmed(std::string_view v) {
+    auto blank = [](char c) { return c == ' ' || c == '\t'; };
+    while (!v.empty() && blank(v.front())) v.remove_prefix(1);
+    while (!v.empty() && blank(v.back())) v.remove_suffix(1);
+    return std::string(v);
 }
 
 // name=value, URL-encoded, after a '&' unless first; nothing for an empty value.
@@ -82,7 +77,7 @@ std::string canonicalized_headers(const Params &headers) {
     std::vector<std::pair<std::string, std::string>> ms;
     for (const auto &[name, value] : headers) {
         std::string l = lower(name);
-        if (l.rfind("x-ms-", 0) == 0) ms.emplace_back(l, fold_whitespace(value));
+        if (l.rfind("x-ms-", 0) == 0) ms.emplace_back(l, trimmed(value));
     }
     std::sort(ms.begin(), ms.end());
     std::string out;

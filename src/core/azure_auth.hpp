@@ -32,7 +32,7 @@ std::string rfc1123_date(int64_t unix_seconds);
 std::string canonicalized_resource(std::string_view account, std::string_view encoded_path, const Params &query);
 
 // The x-ms-* headers, lowercase, sorted, one "name:value\n" each, values
-// with runs of whitespace folded to one space.
+// trimmed (runs of blanks inside kept, as the SDKs and Azurite sign them).
 std::string canonicalized_headers(const Params &headers);
 
 // The Shared Key string to sign (version 2015-02-21 and later: an empty

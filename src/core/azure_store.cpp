@@ -11,6 +11,7 @@
 #include "core/error.hpp"
 #include "core/http_values.hpp"
 #include "core/interrupts.hpp"
+#include "core/json.hpp"
 #include "core/s3_metadata.hpp"
 #include "core/s3_xml.hpp"
 #include "core/uri.hpp"
@@ -41,19 +42,21 @@ std::string access_tier(const std::string &storage_class) {
 // User metadata as x-ms-meta-* headers: the S3 encoding of values (see
 // s3_metadata.hpp), with the stricter names Azure takes (C# identifiers).
 azure::Params encode_metadata(const std::string &metadata_json) {
-    azure::Params headers;
-    for (auto &[name, value] : s3meta::encode(metadata_json)) {
-        std::string key = name.substr(std::string_view(kS3MetaPrefix).size());
-        bool identifier = !std::isdigit(static_cast<unsigned char>(key[0])) &&
-                          std::all_of(key.begin(), key.end(), [](char c) {
+    // Azure's rule (C# identifiers, kept lowercase) first, so a refusal
+    // speaks of Azure.
+    for (const auto &m : json::parse(metadata_json).members) {
+        bool identifier = !m.key.empty() && !std::isdigit(static_cast<unsigned char>(m.key[0])) &&
+                          std::all_of(m.key.begin(), m.key.end(), [](char c) {
                               return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
                           });
         if (!identifier)
             throw Error(ErrorKind::InvalidParameter,
-                        "metadata key " + quoted(key) + " cannot be stored as Azure blob metadata", {},
+                        "metadata key " + quoted(m.key) + " cannot be stored as Azure blob metadata", {},
                         "Azure metadata keys are lowercase letters, digits and '_', not starting with a digit.");
-        headers.emplace_back(kMetaPrefix + key, std::move(value));
     }
+    azure::Params headers;
+    for (auto &[name, value] : s3meta::encode(metadata_json, "Azure"))
+        headers.emplace_back(kMetaPrefix + name.substr(std::string_view(kS3MetaPrefix).size()), std::move(value));
     return headers;
 }
 
@@ -105,6 +108,7 @@ struct AzureStore::Call {
     size_t max_body = http::kDefaultMaxBody;
     bool ignore_interrupts = false;
     bool account_level = false;  // the service itself (a user delegation key), not the container
+    std::string path;            // a blob of another container of the account (a copy's source)
 };
 
 AzureStore::AzureStore(std::string backend_key, const AzureConfig &config)
@@ -166,6 +170,8 @@ void AzureStore::validate_key(std::string_view key, bool allow_reserved) const {
         reject("longer than " + std::to_string(kMaxName - config_.prefix.size()) + " bytes");
     for (unsigned char c : key)
         if (c < 0x20 || c == 0x7f) reject("it contains a control character");
+    // Azure turns '\\' into '/': the blob would have another name.
+    if (key.find('\\') != std::string_view::npos) reject("Azure blob names cannot contain '\\'");
     // A URL path resolves "." and ".." segments before the service sees
     // them: such a name would land elsewhere than it says.
     size_t start = 0;
@@ -194,7 +200,7 @@ std::string AzureStore::url_of(std::string_view full_name) const {
 }
 
 http::Request AzureStore::build(const Call &call) {
-    std::string path = call.account_level ? path_base_ + "/" : path_of(call.blob);
+    std::string path = !call.path.empty() ? call.path : call.account_level ? path_base_ + "/" : path_of(call.blob);
     azure::Params headers = call.headers;
     headers.emplace_back("x-ms-date", azure::rfc1123_date(static_cast<int64_t>(std::time(nullptr))));
     headers.emplace_back("x-ms-version", azure::kServiceVersion);
@@ -530,8 +536,9 @@ ObjectMeta AzureStore::stage(const PutRequest &call_request, const std::string &
     return meta;
 }
 
-void AzureStore::copy_blob(const std::string &source_url, const std::string &source_key, const std::string &key,
-                           const ObjectAttributes &asked, bool create_only) {
+void AzureStore::copy_blob(const std::string &source_url, const std::string &source_backend,
+                           const std::string &source_key, const std::string &key, const ObjectAttributes &asked,
+                           bool create_only) {
     Call copy;
     copy.method = "PUT";
     copy.blob = full_name(key);
@@ -542,7 +549,7 @@ void AzureStore::copy_blob(const std::string &source_url, const std::string &sou
     if (asked.tags && !asked.tags->empty()) copy.headers.emplace_back("x-ms-tags", tagging_query(*asked.tags));
     if (create_only) copy.headers.emplace_back("If-None-Match", "*");
     http::Response response = execute(copy);
-    if (response.status == 404) throw_not_found(backend_key_, source_key);
+    if (response.status == 404) throw_not_found(source_backend, source_key);
     if (response.status != 202 && response.status != 201) fail(response, "copy to", key);
     // Within an account a copy is usually done at once; otherwise wait.
     auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(client_.timeouts().request_ms);
@@ -573,7 +580,7 @@ Backup AzureStore::promote(const std::string &key, const std::string &handle, co
         asked = it->second;
         staged_attributes_.erase(it);
     }
-    copy_blob(source_url(full_name(handle)), key, key, asked, false);
+    copy_blob(source_url(full_name(handle)), backend_key_, key, key, asked, false);
     // The staged blob is removed once the transaction has committed
     // (drop_backup); the copy cannot be undone.
     Backup backup;
@@ -668,21 +675,36 @@ std::optional<ObjectMeta> AzureStore::stat(const std::string &key, const std::st
         for (char &c : *tier) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
         attributes.storage_class = *tier;
     }
-    // Tags are not among the headers, only their count: one more request.
-    if (const auto *count = find(response, "x-ms-tag-count"); count && std::atoi(count->c_str()) > 0) {
-        Call tagging;
-        tagging.blob = full_name(key);
-        tagging.query = {{"comp", "tags"}};
-        http::Response tags = execute(tagging);
-        if (tags.status != 200) fail(tags, "read the tags of", key);
-        Tags set;
-        for (std::string_view tag : s3xml::blocks(tags.body, "Tag"))
-            set.emplace_back(s3xml::text(tag, "Key"), s3xml::text(tag, "Value"));
-        std::sort(set.begin(), set.end());
-        attributes.tags = std::move(set);
-    }
+    // Tags are not among the headers, only their count: more requests.
+    if (const auto *count = find(response, "x-ms-tag-count"); count && std::atoi(count->c_str()) > 0)
+        attributes.tags = read_tags(path_of(full_name(key)), key);
     meta.attributes = format_attributes(attributes);
     return meta;
+}
+
+Tags AzureStore::tags_of(const std::string &path, const std::string &backend, const std::string &key) {
+    Call head;
+    head.method = "HEAD";
+    head.path = path;
+    http::Response response = execute(head);
+    if (response.status == 404) throw_not_found(backend, key);
+    if (response.status != 200) fail(response, "look up", key);
+    const std::string *count = find(response, "x-ms-tag-count");
+    if (!count || std::atoi(count->c_str()) <= 0) return {};
+    return read_tags(path, key);
+}
+
+Tags AzureStore::read_tags(const std::string &path, const std::string &key) {
+    Call tagging;
+    tagging.path = path;
+    tagging.query = {{"comp", "tags"}};
+    http::Response tags = execute(tagging);
+    if (tags.status != 200) fail(tags, "read the tags of", key);
+    Tags set;
+    for (std::string_view tag : s3xml::blocks(tags.body, "Tag"))
+        set.emplace_back(s3xml::text(tag, "Key"), s3xml::text(tag, "Value"));
+    std::sort(set.begin(), set.end());
+    return set;
 }
 
 size_t AzureStore::fetch(const std::string &key, const std::string &handle, const std::string &, uint64_t offset,
@@ -858,9 +880,13 @@ std::optional<ObjectMeta> AzureStore::copy_within(const Store &source, const std
     if (!azure_source || azure_source->config_.account != config_.account ||
         azure_source->authority_ != authority_ || azure_source->path_base_ != path_base_)
         return std::nullopt;
-    // Tier and tags are this backend's, as with S3.
-    copy_blob(azure_source->source_url(azure_source->full_name(source_key)), source_key, key,
-              config_.default_attributes, true);
+    // As an S3 copy: the tier is this backend's, the tags the source's
+    // unless this backend sets its own (Copy Blob copies none).
+    ObjectAttributes asked = config_.default_attributes;
+    if (!asked.tags) asked.tags = tags_of(azure_source->path_of(azure_source->full_name(source_key)),
+                                          azure_source->backend_key(), source_key);
+    copy_blob(azure_source->source_url(azure_source->full_name(source_key)), azure_source->backend_key(), source_key,
+              key, asked, true);
     auto meta = stat(key, "");
     if (!meta) throw_not_found(backend_key_, key);
     return *meta;

@@ -95,8 +95,11 @@ private:
     ObjectMeta put_blocks(const PutRequest &request, const std::string &full_name, bool create_only);
     // Copy Blob from source_url to key, waiting for the service to finish;
     // asked: the tier and tags the copy sets (it copies neither).
-    void copy_blob(const std::string &source_url, const std::string &source_key, const std::string &key,
-                   const ObjectAttributes &asked, bool create_only);
+    void copy_blob(const std::string &source_url, const std::string &source_backend, const std::string &source_key,
+                   const std::string &key, const ObjectAttributes &asked, bool create_only);
+    // The tags of the blob at path (of this account), key of backend.
+    Tags tags_of(const std::string &path, const std::string &backend, const std::string &key);
+    Tags read_tags(const std::string &path, const std::string &key);  // Get Blob Tags alone
     // The URL another request may name as its copy source.
     std::string source_url(const std::string &full) const;
     const azure::SharedKey &shared_key() const;

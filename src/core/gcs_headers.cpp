@@ -35,7 +35,7 @@ std::optional<std::string> printable(const Headers &headers, const char *name) {
 
 Headers encode_metadata(const std::string &metadata_json) {
     Headers out;
-    for (auto &[name, value] : s3meta::encode(metadata_json))
+    for (auto &[name, value] : s3meta::encode(metadata_json, "GCS"))
         out.emplace_back(std::string(kMetaPrefix) + name.substr(kS3MetaPrefix.size()), std::move(value));
     return out;
 }

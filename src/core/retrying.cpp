@@ -50,20 +50,17 @@ http::Response perform_with_retries(http::Client &client, const StoreEndpoint &e
                             " of backend " + quoted(endpoint.backend) + ": " + e.what(),
                         e.detail(), e.hint());
         }
-        bool may_retry = attempt < max_retries && !ignore_interrupts && std::chrono::steady_clock::now() < deadline;
-        if (!outcome.transport_ok) {
-            if (outcome.retryable && may_retry) {
+        bool worth_retry = outcome.transport_ok ? retryable_status(outcome.response.status) : outcome.retryable;
+        if (worth_retry && attempt < max_retries && !ignore_interrupts && std::chrono::steady_clock::now() < deadline) {
+            retry_backoff(attempt);
+            // The backoff may have used up the rest of the timeout: then
+            // this answer is the last.
+            if (std::chrono::steady_clock::now() < deadline) {
                 note_store_retry();
-                retry_backoff(attempt);
                 continue;
             }
-            throw_unreachable(endpoint, outcome.error);
         }
-        if (retryable_status(outcome.response.status) && may_retry) {
-            note_store_retry();
-            retry_backoff(attempt);
-            continue;
-        }
+        if (!outcome.transport_ok) throw_unreachable(endpoint, outcome.error);
         return std::move(outcome.response);
     }
 }

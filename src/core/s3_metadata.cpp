@@ -65,14 +65,14 @@ bool valid_name(const std::string &name) {
 
 }  // namespace
 
-Headers encode(const std::string &metadata_json) {
+Headers encode(const std::string &metadata_json, const char *store) {
     json::Value object = json::parse(metadata_json);
     Headers headers;
     for (const auto &m : object.members) {
         if (!valid_name(m.key))
             throw Error(ErrorKind::InvalidParameter,
-                        "metadata key " + quoted(m.key) + " cannot be stored as S3 object metadata",
-                        {}, "S3 metadata keys are lowercase letters, digits, '-', '_' and '.'.");
+                        "metadata key " + quoted(m.key) + " cannot be stored as " + store + " object metadata",
+                        {}, std::string(store) + " metadata keys are lowercase letters, digits, '-', '_' and '.'.");
         const json::Value &v = m.value;
         bool raw = v.kind == json::Value::Kind::String && plain_ascii(v.text) && !parses_as_json(v.text);
         headers.emplace_back(std::string(kPrefix) + m.key, raw ? v.text : ascii_json(v));

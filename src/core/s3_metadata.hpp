@@ -17,8 +17,9 @@ namespace so::s3meta {
 using Headers = std::vector<std::pair<std::string, std::string>>;
 
 // x-amz-meta-* headers for a canonical JSON object. Throws
-// Error(InvalidParameter) for a key S3 cannot keep as given.
-Headers encode(const std::string &metadata_json);
+// Error(InvalidParameter) for a key S3 cannot keep as given; store names
+// the store in that message (GCS and Azure encode their metadata so too).
+Headers encode(const std::string &metadata_json, const char *store = "S3");
 
 // The canonical JSON object of the x-amz-meta-* headers among headers
 // (names lowercase).

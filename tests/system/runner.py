@@ -17,7 +17,7 @@ def run(name, fixture, cases, leftovers=lambda: []):
         raise KeyboardInterrupt("signal %d" % signum)
     # A harness that stops us with SIGTERM still gets the cleanup below.
     signal.signal(signal.SIGTERM, interrupt)
-    passed = failed = 0
+    passed = failed = skipped = 0
     started = time.monotonic()
     try:
         try:
@@ -41,6 +41,7 @@ def run(name, fixture, cases, leftovers=lambda: []):
             failed += bad
             # A setUpClass that fails counts as an error of no test run.
             passed += max(0, result.testsRun - bad - len(result.skipped) - len(result.expectedFailures))
+            skipped += len(result.skipped)
     except KeyboardInterrupt:
         print("interrupted")
         failed += 1
@@ -58,5 +59,5 @@ def run(name, fixture, cases, leftovers=lambda: []):
         print("cleanup failed: " + ", ".join(left))
     print("(%s: %.1f s)" % (name, time.monotonic() - started))
     sys.stdout.flush()
-    print("%d passed, %d failed" % (passed, failed))
+    print("%d passed, %d failed" % (passed, failed) + (", %d skipped" % skipped if skipped else ""))
     return 1 if failed else 0

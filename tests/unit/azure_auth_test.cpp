@@ -42,7 +42,7 @@ TEST(AzureAuth, StringToSignOfTheDocumentedGetContainerMetadata) {
               "/myaccount/myaccount/mycontainer\ncomp:metadata\nrestype:container\ntimeout:20");
 }
 
-TEST(AzureAuth, StringToSignPlacesStandardHeadersAndFoldsWhitespace) {
+TEST(AzureAuth, StringToSignPlacesStandardHeadersAndTrimsValues) {
     Params headers = {{"Content-Length", "0"},          {"Content-MD5", "md5"},
                       {"x-ms-blob-content-type", "text/plain"}, {"If-None-Match", "*"},
                       {"x-ms-meta-Note", "  two   words "},     {"X-MS-Date", "Fri, 26 Jun 2015 23:39:12 GMT"},
@@ -51,7 +51,7 @@ TEST(AzureAuth, StringToSignPlacesStandardHeadersAndFoldsWhitespace) {
     EXPECT_EQ(so::azure::shared_key_string_to_sign("PUT", headers, "/a/c/b"),
               "PUT\n\n\n\nmd5\n\n\n\n\n*\n\nbytes=0-9\n"
               "x-ms-blob-content-type:text/plain\nx-ms-date:Fri, 26 Jun 2015 23:39:12 GMT\n"
-              "x-ms-meta-note:two words\nx-ms-range:bytes=0-9\n/a/c/b");
+              "x-ms-meta-note:two   words\nx-ms-range:bytes=0-9\n/a/c/b");
     headers[0].second = "11";
     EXPECT_NE(so::azure::shared_key_string_to_sign("PUT", headers, "/a/c/b").find("PUT\n\n\n11\nmd5\n"),
               std::string::npos);
