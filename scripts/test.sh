@@ -25,8 +25,10 @@ trap cleanup EXIT
 passed=0
 failed=0
 skipped=0
-record() {  # suite passed failed [skipped]
-    printf '%-14s %4d passed, %d failed%s\n' "$1" "$2" "$3" "${4:+, $4 skipped}"
+suite_started=$SECONDS
+record() {  # suite passed failed [skipped]; also how long since the last record
+    printf '%-14s %4d passed, %d failed%s  (%d s)\n' "$1" "$2" "$3" "${4:+, $4 skipped}" $((SECONDS - suite_started))
+    suite_started=$SECONDS
     passed=$((passed + $2))
     failed=$((failed + $3))
     skipped=$((skipped + ${4:-0}))
@@ -74,7 +76,8 @@ azure_port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127
     || { cat "$work/azure-start.log"; fail_setup azure-fixture; }
 set -a; . "$work/azure/azurite.env"; set +a
 
-echo "== pg_regress"
+echo "== pg_regress ($SECONDS s so far: install, build, fixtures)"
+suite_started=$SECONDS
 rm -rf build/regress
 make installcheck >"$work/regress.log" 2>&1
 ok=$(grep -cE '\.\.\. ok' "$work/regress.log")

@@ -10,6 +10,7 @@
 #include "core/aws_credentials.hpp"
 #include "core/credential_refresh.hpp"
 #include "core/crypto.hpp"
+#include "core/environment.hpp"
 #include "core/error.hpp"
 #include "core/http_client.hpp"
 #include "core/http_values.hpp"
@@ -25,11 +26,6 @@ namespace {
 struct NotSetUp {
     std::string why;
 };
-
-std::string env(const char *name) {
-    const char *v = std::getenv(name);
-    return v ? v : "";
-}
 
 // Metadata endpoints answer at once or not at all: the SDKs wait a second.
 http::Timeouts metadata_timeouts() { return {1000, 2000}; }
@@ -89,16 +85,16 @@ ResolvedCredentials from_environment() {
 }
 
 std::string home_file(const char *variable, const char *name) {
-    std::string path = env(variable);
+    std::string path = environment(variable);
     if (!path.empty()) return path;
-    std::string home = env("HOME");
+    std::string home = environment("HOME");
     return home.empty() ? "" : home + "/.aws/" + name;
 }
 
 bool readable(const std::string &path) { return !path.empty() && ::access(path.c_str(), R_OK) == 0; }
 
 ResolvedCredentials from_shared_files(const ChainOptions &options) {
-    std::string profile = !options.profile.empty() ? options.profile : env("AWS_PROFILE");
+    std::string profile = !options.profile.empty() ? options.profile : environment("AWS_PROFILE");
     if (profile.empty()) profile = "default";
     std::string credentials_path = !options.credentials_file.empty()
                                        ? options.credentials_file
@@ -136,13 +132,13 @@ ResolvedCredentials from_shared_files(const ChainOptions &options) {
 std::string form_value(std::string_view s) { return uri::encode(s, false); }
 
 ResolvedCredentials from_web_identity(const ChainOptions &options) {
-    std::string token_file = env("AWS_WEB_IDENTITY_TOKEN_FILE"), role = env("AWS_ROLE_ARN");
+    std::string token_file = environment("AWS_WEB_IDENTITY_TOKEN_FILE"), role = environment("AWS_ROLE_ARN");
     if (token_file.empty() || role.empty()) throw NotSetUp{"AWS_WEB_IDENTITY_TOKEN_FILE and AWS_ROLE_ARN are not set"};
-    std::string session = env("AWS_ROLE_SESSION_NAME");
+    std::string session = environment("AWS_ROLE_SESSION_NAME");
     if (session.empty()) session = "stored-object-" + crypto::hex(crypto::random_bytes(4));
-    std::string region = env("AWS_REGION");
+    std::string region = environment("AWS_REGION");
     if (region.empty()) region = options.region.empty() ? "us-east-1" : options.region;
-    std::string endpoint = env("AWS_ENDPOINT_URL_STS");
+    std::string endpoint = environment("AWS_ENDPOINT_URL_STS");
     if (endpoint.empty()) endpoint = "https://sts." + region + ".amazonaws.com";
     while (!endpoint.empty() && endpoint.back() == '/') endpoint.pop_back();
     // Read again at each refresh: Kubernetes rotates the token in place.
@@ -184,7 +180,7 @@ bool allowed_container_host(const std::string &url) {
 }
 
 ResolvedCredentials from_container() {
-    std::string relative = env("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"), full = env("AWS_CONTAINER_CREDENTIALS_FULL_URI");
+    std::string relative = environment("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"), full = environment("AWS_CONTAINER_CREDENTIALS_FULL_URI");
     if (relative.empty() && full.empty())
         throw NotSetUp{"AWS_CONTAINER_CREDENTIALS_RELATIVE_URI and AWS_CONTAINER_CREDENTIALS_FULL_URI are not set"};
     std::string url = !relative.empty() ? "http://169.254.170.2" + relative : full;
@@ -194,8 +190,8 @@ ResolvedCredentials from_container() {
                     "or EKS credential agent");
     http::Request req;
     req.url = url;
-    std::string token_file = env("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE");
-    std::string token = !token_file.empty() ? read_token_file(token_file) : env("AWS_CONTAINER_AUTHORIZATION_TOKEN");
+    std::string token_file = environment("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE");
+    std::string token = !token_file.empty() ? read_token_file(token_file) : environment("AWS_CONTAINER_AUTHORIZATION_TOKEN");
     if (!token.empty()) req.headers.emplace_back("Authorization", token);
     http::Client client(metadata_timeouts());
     http::Response response = request(client, req, "container");
@@ -204,10 +200,10 @@ ResolvedCredentials from_container() {
 }
 
 ResolvedCredentials from_instance_metadata() {
-    std::string disabled = env("AWS_EC2_METADATA_DISABLED");
+    std::string disabled = environment("AWS_EC2_METADATA_DISABLED");
     for (char &c : disabled) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     if (disabled == "true") throw NotSetUp{"AWS_EC2_METADATA_DISABLED is true"};
-    std::string endpoint = env("AWS_EC2_METADATA_SERVICE_ENDPOINT");
+    std::string endpoint = environment("AWS_EC2_METADATA_SERVICE_ENDPOINT");
     if (endpoint.empty()) endpoint = "http://169.254.169.254";
     while (!endpoint.empty() && endpoint.back() == '/') endpoint.pop_back();
     http::Client client(metadata_timeouts());

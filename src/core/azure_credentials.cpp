@@ -5,6 +5,7 @@
 #include <ctime>
 
 #include "core/aws_credentials.hpp"
+#include "core/environment.hpp"
 #include "core/error.hpp"
 #include "core/http_client.hpp"
 #include "core/json.hpp"
@@ -17,11 +18,6 @@ namespace {
 struct NotSetUp {
     std::string why;
 };
-
-std::string env(const char *name) {
-    const char *v = std::getenv(name);
-    return v ? v : "";
-}
 
 std::string without_trailing_slash(std::string s) {
     while (!s.empty() && s.back() == '/') s.pop_back();
@@ -76,11 +72,11 @@ AccessToken parse_token(const http::Response &response, const char *provider, in
 }
 
 AccessToken workload_identity(int64_t now) {
-    std::string tenant = env("AZURE_TENANT_ID"), client = env("AZURE_CLIENT_ID"),
-                file = env("AZURE_FEDERATED_TOKEN_FILE");
+    std::string tenant = environment("AZURE_TENANT_ID"), client = environment("AZURE_CLIENT_ID"),
+                file = environment("AZURE_FEDERATED_TOKEN_FILE");
     if (tenant.empty() || client.empty() || file.empty())
         throw NotSetUp{"AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_FEDERATED_TOKEN_FILE are not all set"};
-    std::string authority = env("AZURE_AUTHORITY_HOST");
+    std::string authority = environment("AZURE_AUTHORITY_HOST");
     if (authority.empty()) authority = "https://login.microsoftonline.com";
     // Read again at each refresh: Kubernetes rotates the token in place.
     std::string assertion = read_token_file(file);
@@ -99,7 +95,7 @@ AccessToken workload_identity(int64_t now) {
 }
 
 AccessToken managed_identity(const TokenOptions &options, int64_t now) {
-    std::string host = env("AZURE_POD_IDENTITY_AUTHORITY_HOST");
+    std::string host = environment("AZURE_POD_IDENTITY_AUTHORITY_HOST");
     if (host.empty()) host = "http://169.254.169.254";
     http::Request req;
     req.url = without_trailing_slash(host) + "/metadata/identity/oauth2/token?api-version=2018-02-01&resource=" +

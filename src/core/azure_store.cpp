@@ -442,38 +442,28 @@ namespace {
 class AzureUpload final : public StreamingUpload {
 public:
     AzureUpload(AzureStore &store, PutRequest request, size_t block_size)
-        : store_(store), request_(std::move(request)), block_size_(block_size),
+        : store_(store), request_(std::move(request)), blocks_(block_size),
           full_name_(store.full_name(request_.key)), nonce_(store.new_upload_nonce()) {
         request_.data = nullptr;
-        buffer_.reserve(block_size_);
     }
 
     void append(const char *data, size_t size) override {
-        std::string_view piece(data, size);
         md5_.update(data, size);
         sha256_.update(data, size);
         size_ += size;
-        if (!buffer_.empty()) {
-            size_t take = std::min(piece.size(), block_size_ - buffer_.size());
-            buffer_.append(piece.substr(0, take));
-            piece.remove_prefix(take);
-            if (buffer_.size() < block_size_) return;
-            send(buffer_);
-            buffer_.clear();
-        }
-        for (; piece.size() >= block_size_; piece.remove_prefix(block_size_)) send(piece.substr(0, block_size_));
-        buffer_.assign(piece);
+        blocks_.append(std::string_view(data, size), [this](std::string_view block) { send(block); });
     }
     uint64_t size() const override { return size_; }
 
     ObjectMeta finish() override {
+        const std::string &rest = blocks_.rest();
         if (ids_.empty()) {
             PutRequest whole = request_;
-            whole.data = buffer_.data();
-            whole.size = buffer_.size();
+            whole.data = rest.data();
+            whole.size = rest.size();
             return store_.put_single(whole, full_name_, true);
         }
-        if (!buffer_.empty()) send(buffer_);
+        if (!rest.empty()) send(rest);
         AzureStore::ContentHashes hashes{md5_.finish(), crypto::hex(sha256_.finish())};
         return store_.commit_blocks(request_, full_name_, ids_, true, size_, hashes);
     }
@@ -488,8 +478,8 @@ private:
 
     AzureStore &store_;
     PutRequest request_;
-    size_t block_size_;
-    std::string full_name_, nonce_, buffer_;
+    PartSplitter blocks_;
+    std::string full_name_, nonce_;
     std::vector<std::string> ids_;
     crypto::Digest md5_{crypto::Digest::Algorithm::Md5}, sha256_{crypto::Digest::Algorithm::Sha256};
     uint64_t size_ = 0;

@@ -326,6 +326,28 @@ void add_common_options(OptionTable &table, BackendConfig &config) {
     });
 }
 
+// Options every object store backend takes (S3, GCS, Azure): transport,
+// retries, the CA, default attributes.
+template <class Config>
+void add_network_options(OptionTable &table, Config &c) {
+    auto &t = table.setters;
+    t.emplace("allow_http", bool_option("allow_http", [&c](bool b) { c.allow_http = b; }));
+    t.emplace("max_concurrency", int_option("max_concurrency", 1, 32, [&c](int64_t n) { c.max_concurrency = int(n); }));
+    t.emplace("connect_timeout_ms",
+              int_option("connect_timeout_ms", 1, 3600000, [&c](int64_t n) { c.connect_timeout_ms = int(n); }));
+    t.emplace("request_timeout_ms",
+              int_option("request_timeout_ms", 1, 86400000, [&c](int64_t n) { c.request_timeout_ms = int(n); }));
+    t.emplace("max_retries", int_option("max_retries", 0, 10, [&c](int64_t n) { c.max_retries = int(n); }));
+    t.emplace("ca_file", string_option("ca_file", [&c](const std::string &s) {
+                  if (s[0] != '/') invalid("option \"ca_file\" must be an absolute path");
+                  c.ca_file = s;
+              }));
+    t.emplace("attributes", [&c](const json::Value &v) {
+        expect(v, json::Value::Kind::Object, "attributes");
+        c.default_attributes = parse_attributes(json::write(v), "option \"attributes\"");
+    });
+}
+
 OptionTable local_options(LocalConfig &c) {
     return {"file",
             {{"base_url",
@@ -384,31 +406,14 @@ OptionTable s3_options(S3Config &c) {
                                                        "\"file:/absolute/path\", \"web_identity\", \"container\" "
                                                        "or \"instance\"");
                                            })},
-             {"ca_file", string_option("ca_file", [&c](const std::string &s) {
-                  if (s[0] != '/') invalid("option \"ca_file\" must be an absolute path");
-                  c.ca_file = s;
-              })},
              {"profile", string_option("profile",
                                        [&c](const std::string &s) {
                                            c.profile = s;
                                            c.profile_set = true;
                                        })},
              {"path_style", bool_option("path_style", [&c](bool b) { c.path_style = b; })},
-             {"allow_http", bool_option("allow_http", [&c](bool b) { c.allow_http = b; })},
              {"part_size", int_option("part_size", int64_t(5) << 20, int64_t(5) << 30,
                                       [&c](int64_t n) { c.part_size = n; })},
-             {"max_concurrency",
-              int_option("max_concurrency", 1, 32, [&c](int64_t n) { c.max_concurrency = int(n); })},
-             {"connect_timeout_ms", int_option("connect_timeout_ms", 1, 3600000,
-                                               [&c](int64_t n) { c.connect_timeout_ms = int(n); })},
-             {"request_timeout_ms", int_option("request_timeout_ms", 1, 86400000,
-                                               [&c](int64_t n) { c.request_timeout_ms = int(n); })},
-             {"max_retries", int_option("max_retries", 0, 10, [&c](int64_t n) { c.max_retries = int(n); })},
-             {"attributes",
-              [&c](const json::Value &v) {
-                  expect(v, json::Value::Kind::Object, "attributes");
-                  c.default_attributes = parse_attributes(json::write(v), "option \"attributes\"");
-              }},
              {"sse", string_option("sse",
                                    [&c](const std::string &s) {
                                        if (s != "AES256" && s != "aws:kms")
@@ -468,24 +473,8 @@ OptionTable azure_options(AzureConfig &c) {
                                                c.token_provider = s;
                                            })},
              {"client_id", string_option("client_id", [&c](const std::string &s) { c.client_id = s; })},
-             {"ca_file", string_option("ca_file", [&c](const std::string &s) {
-                  if (s[0] != '/') invalid("option \"ca_file\" must be an absolute path");
-                  c.ca_file = s;
-              })},
-             {"allow_http", bool_option("allow_http", [&c](bool b) { c.allow_http = b; })},
              {"block_size", int_option("block_size", int64_t(1) << 20, int64_t(4000) << 20,
-                                       [&c](int64_t n) { c.block_size = n; })},
-             {"max_concurrency",
-              int_option("max_concurrency", 1, 32, [&c](int64_t n) { c.max_concurrency = int(n); })},
-             {"connect_timeout_ms", int_option("connect_timeout_ms", 1, 3600000,
-                                               [&c](int64_t n) { c.connect_timeout_ms = int(n); })},
-             {"request_timeout_ms", int_option("request_timeout_ms", 1, 86400000,
-                                               [&c](int64_t n) { c.request_timeout_ms = int(n); })},
-             {"max_retries", int_option("max_retries", 0, 10, [&c](int64_t n) { c.max_retries = int(n); })},
-             {"attributes", [&c](const json::Value &v) {
-                  expect(v, json::Value::Kind::Object, "attributes");
-                  c.default_attributes = parse_attributes(json::write(v), "option \"attributes\"");
-              }}}};
+                                       [&c](int64_t n) { c.block_size = n; })}}};
 }
 
 // Whether an endpoint names this machine: nothing sent to it crosses a network.
@@ -606,6 +595,7 @@ BackendConfig parse_backend_config(std::string_view key, std::string_view url,
         config.s3.gcs = scheme == "gs";
         parse_s3_url(scheme, rest, config.s3);
         OptionTable table = s3_options(config.s3);
+        add_network_options(table, config.s3);
         if (config.s3.gcs) {
             config.s3.region = "auto";
             table.backend_name = "gs";
@@ -633,6 +623,7 @@ BackendConfig parse_backend_config(std::string_view key, std::string_view url,
         config.kind = BackendKind::Azure;
         parse_azure_url(scheme, rest, config.azure);
         OptionTable table = azure_options(config.azure);
+        add_network_options(table, config.azure);
         add_common_options(table, config);
         apply_options(table, options);
         check_azure_rules(config.azure);

@@ -4,6 +4,7 @@
 
 #include "core/aws_credentials.hpp"
 #include "core/crypto.hpp"
+#include "core/environment.hpp"
 #include "core/error.hpp"
 #include "core/gcs_signer.hpp"
 #include "core/http_client.hpp"
@@ -13,11 +14,6 @@
 namespace so::gcs {
 
 namespace {
-
-std::string env(const char *name) {
-    const char *v = std::getenv(name);
-    return v ? v : "";
-}
 
 BearerToken parse_token(const http::Outcome &outcome, const std::string &source, int64_t now) {
     if (!outcome.transport_ok)
@@ -45,7 +41,7 @@ BearerToken parse_token(const http::Outcome &outcome, const std::string &source,
 }
 
 BearerToken from_metadata_server(int64_t now) {
-    std::string host = env("GCE_METADATA_HOST");
+    std::string host = environment("GCE_METADATA_HOST");
     if (host.empty()) host = "169.254.169.254";
     http::Client client(http::Timeouts{1000, 2000});  // not on Google Cloud, nothing answers
     http::Request req;
@@ -94,7 +90,7 @@ BearerToken fetch_token(const TokenOptions &options, int64_t now) {
             case TokenSource::Metadata: return from_metadata_server(now);
             case TokenSource::Default: {
                 std::string file = !options.service_account_file.empty() ? options.service_account_file
-                                                                         : env("GOOGLE_APPLICATION_CREDENTIALS");
+                                                                         : environment("GOOGLE_APPLICATION_CREDENTIALS");
                 return file.empty() ? from_metadata_server(now) : from_service_account(file, now);
             }
         }

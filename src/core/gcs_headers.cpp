@@ -4,6 +4,7 @@
 
 #include "core/crypto.hpp"
 #include "core/error.hpp"
+#include "core/http_values.hpp"
 #include "core/s3_metadata.hpp"
 
 namespace so::gcs {
@@ -17,18 +18,8 @@ constexpr std::string_view kMetaPrefix = "x-goog-meta-";
 constexpr const char *kStorageClasses[] = {"STANDARD", "NEARLINE", "COLDLINE", "ARCHIVE",
                                            "MULTI_REGIONAL", "REGIONAL", "DURABLE_REDUCED_AVAILABILITY"};
 
-const std::string *find(const Headers &headers, std::string_view name) {
-    for (const auto &[k, v] : headers)
-        if (k == name) return &v;
-    return nullptr;
-}
-
 std::optional<std::string> printable(const Headers &headers, const char *name) {
-    const std::string *v = find(headers, name);
-    if (!v || v->empty() || v->size() > 1024) return std::nullopt;
-    for (unsigned char c : *v)
-        if (c < 0x20 || c >= 0x7f) return std::nullopt;
-    return *v;
+    return http::printable_header(headers, name);
 }
 
 }  // namespace

@@ -71,6 +71,18 @@ std::string attachment_disposition(const std::string &name) {
     return "attachment; filename=\"" + ascii + "\"; filename*=UTF-8''" + uri::encode(name, false);
 }
 
+const std::string *find_header(const HeaderList &headers, std::string_view name) {
+    for (const auto &[k, v] : headers)
+        if (k == name) return &v;
+    return nullptr;
+}
+
+std::optional<std::string> printable_header(const HeaderList &headers, std::string_view name) {
+    const std::string *v = find_header(headers, name);
+    if (!v || v->empty() || v->size() > 1024 || !printable_ascii(*v)) return std::nullopt;
+    return *v;
+}
+
 bool printable_ascii(const std::string &s) {
     return std::all_of(s.begin(), s.end(), [](char c) { return c >= 0x20 && c < 0x7f; });
 }

@@ -5,6 +5,9 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
 
 namespace so::http {
 
@@ -26,5 +29,13 @@ std::string strip_quotes(const std::string *etag);
 std::string attachment_disposition(const std::string &name);
 
 bool printable_ascii(const std::string &s);
+
+using HeaderList = std::vector<std::pair<std::string, std::string>>;  // names lowercase, as received
+
+// The value of the first header named name, or nullptr.
+const std::string *find_header(const HeaderList &headers, std::string_view name);
+// A header value fit to be an object attribute: present, at most 1 KiB of
+// printable ASCII, as sent.
+std::optional<std::string> printable_header(const HeaderList &headers, std::string_view name);
 
 }  // namespace so::http

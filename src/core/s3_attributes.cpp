@@ -5,6 +5,7 @@
 
 #include "core/crypto.hpp"
 #include "core/error.hpp"
+#include "core/http_values.hpp"
 #include "core/s3_xml.hpp"
 
 namespace so::s3attr {
@@ -16,20 +17,10 @@ constexpr const char *kStorageClasses[] = {"STANDARD",     "REDUCED_REDUNDANCY",
                                            "INTELLIGENT_TIERING", "GLACIER",     "DEEP_ARCHIVE", "GLACIER_IR",
                                            "OUTPOSTS",     "SNOW",               "EXPRESS_ONEZONE"};
 
-const std::string *find(const Headers &headers, const char *name) {
-    for (const auto &[k, v] : headers)
-        if (k == name) return &v;
-    return nullptr;
-}
+using http::printable_header;
 
-// A header value fit to be an attribute: printable ASCII, as sent.
-std::optional<std::string> printable(const Headers &headers, const char *name) {
-    const std::string *v = find(headers, name);
-    if (!v || v->empty() || v->size() > 1024) return std::nullopt;
-    for (unsigned char c : *v)
-        if (c < 0x20 || c >= 0x7f) return std::nullopt;
-    return *v;
-}
+const std::string *find(const Headers &headers, const char *name) { return http::find_header(headers, name); }
+std::optional<std::string> printable(const Headers &headers, const char *name) { return printable_header(headers, name); }
 
 }  // namespace
 

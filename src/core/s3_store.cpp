@@ -468,18 +468,23 @@ ObjectMeta S3Store::finish_gcs_multipart(const PutRequest &request, const std::s
     } catch (const Error &) {
     }
     if (copied.status != 200 || copied.body.find("<Error>") != std::string::npos) fail(copied, "finish writing", request.key);
+    return assembled_meta(request, copied, size, std::move(checksum));
+}
+
+ObjectMeta S3Store::assembled_meta(const PutRequest &request, const http::Response &response, uint64_t size,
+                                   std::string checksum) const {
     ObjectMeta meta;
     meta.backend = backend_key_;
     meta.filename = request.key;
     meta.content_type = request.content_type;
     meta.size = static_cast<int64_t>(size);
-    meta.last_modified = parse_http_date(copied.header("date")).value_or(static_cast<double>(std::time(nullptr)));
-    std::string etag = s3xml::text(copied.body, "ETag");
+    meta.last_modified = parse_http_date(response.header("date")).value_or(static_cast<double>(std::time(nullptr)));
+    std::string etag = s3xml::text(response.body, "ETag");
     meta.etag = strip_quotes(&etag);
     meta.checksum = std::move(checksum);
-    if (auto version = version_of(copied)) meta.version_id = *version;
+    if (auto version = version_of(response)) meta.version_id = *version;
     meta.metadata = request.metadata_json;
-    meta.attributes = written_attributes(request, copied);
+    meta.attributes = written_attributes(request, response);
     return meta;
 }
 
@@ -509,19 +514,7 @@ ObjectMeta S3Store::finish_multipart(const PutRequest &request, const std::strin
             return finish_gcs_multipart(request, full_key, completed, create_only, size, std::move(checksum));
         }
 
-        ObjectMeta meta;
-        meta.backend = backend_key_;
-        meta.filename = request.key;
-        meta.content_type = request.content_type;
-        meta.size = static_cast<int64_t>(size);
-        meta.last_modified = parse_http_date(done.header("date")).value_or(static_cast<double>(std::time(nullptr)));
-        std::string etag = s3xml::text(done.body, "ETag");
-        meta.etag = strip_quotes(&etag);
-        meta.checksum = std::move(checksum);
-        if (auto version = version_of(done)) meta.version_id = *version;
-        meta.metadata = request.metadata_json;
-        meta.attributes = written_attributes(request, done);
-        return meta;
+        return assembled_meta(request, done, size, std::move(checksum));
     } catch (...) {
         abort_multipart(full_key, upload_id);
         throw;
@@ -594,37 +587,27 @@ namespace {
 class S3Upload final : public StreamingUpload {
 public:
     S3Upload(S3Store &store, PutRequest request, size_t part_size)
-        : store_(store), request_(std::move(request)), part_size_(part_size) {
+        : store_(store), request_(std::move(request)), parts_(part_size) {
         request_.data = nullptr;
-        buffer_.reserve(part_size_);  // one part, never grown beyond
     }
     ~S3Upload() override = default;
 
     void append(const char *data, size_t size) override {
-        std::string_view piece(data, size);
         whole_.update(data, size);
         size_ += size;
-        if (!buffer_.empty()) {
-            size_t take = std::min(piece.size(), part_size_ - buffer_.size());
-            buffer_.append(piece.substr(0, take));
-            piece.remove_prefix(take);
-            if (buffer_.size() < part_size_) return;
-            send(buffer_);
-            buffer_.clear();
-        }
-        for (; piece.size() >= part_size_; piece.remove_prefix(part_size_)) send(piece.substr(0, part_size_));
-        buffer_.assign(piece);
+        parts_.append(std::string_view(data, size), [this](std::string_view part) { send(part); });
     }
     uint64_t size() const override { return size_; }
 
     ObjectMeta finish() override {
+        const std::string &rest = parts_.rest();
         if (upload_id_.empty()) {
             PutRequest whole = request_;
-            whole.data = buffer_.data();
-            whole.size = buffer_.size();
+            whole.data = rest.data();
+            whole.size = rest.size();
             return store_.create(whole);
         }
-        if (!buffer_.empty()) send(buffer_);
+        if (!rest.empty()) send(rest);
         std::string id = std::move(upload_id_);
         upload_id_.clear();  // finish_multipart aborts it on failure itself
         return store_.finish_upload(request_, id, etags_, size_, crypto::hex(whole_.finish()));
@@ -645,8 +628,8 @@ private:
 
     S3Store &store_;
     PutRequest request_;
-    size_t part_size_;
-    std::string upload_id_, buffer_;
+    PartSplitter parts_;
+    std::string upload_id_;
     std::vector<std::string> etags_;
     crypto::Digest whole_{crypto::Digest::Algorithm::Sha256};
     uint64_t size_ = 0;

@@ -131,6 +131,10 @@ private:
     // id), copied to the key when it is finished.
     std::map<std::string, std::string> gcs_multipart_keys_;
     std::string multipart_key(const std::string &full_key, const std::string &upload_id) const;
+    // The value of an object a multipart upload (or GCS's copy of one) made:
+    // etag and version from the answer, the rest from the request.
+    ObjectMeta assembled_meta(const PutRequest &request, const http::Response &response, uint64_t size,
+                              std::string checksum) const;
     ObjectMeta finish_gcs_multipart(const PutRequest &request, const std::string &full_key,
                                     const std::string &completed_key, bool create_only, uint64_t size,
                                     std::string checksum);

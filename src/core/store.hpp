@@ -78,6 +78,34 @@ private:
     std::string buffer_;
 };
 
+// Pieces in, whole parts out: a piece that holds whole parts is sent from
+// where it lies, the rest waits in one buffer of one part, never grown
+// beyond (the multipart and block uploads of S3, GCS and Azure).
+class PartSplitter {
+public:
+    explicit PartSplitter(size_t part_size) : part_size_(part_size) { buffer_.reserve(part_size_); }
+    // Calls send(part) for each part piece completes.
+    template <class Send>
+    void append(std::string_view piece, Send &&send) {
+        if (!buffer_.empty()) {
+            size_t take = std::min(piece.size(), part_size_ - buffer_.size());
+            buffer_.append(piece.substr(0, take));
+            piece.remove_prefix(take);
+            if (buffer_.size() < part_size_) return;
+            send(std::string_view(buffer_));
+            buffer_.clear();
+        }
+        for (; piece.size() >= part_size_; piece.remove_prefix(part_size_)) send(piece.substr(0, part_size_));
+        buffer_.assign(piece);
+    }
+    // What waits, less than a part.
+    const std::string &rest() const { return buffer_; }
+
+private:
+    size_t part_size_;
+    std::string buffer_;
+};
+
 // What promote() replaced, so an abort can put it back.
 struct Backup {
     std::string key;

@@ -222,7 +222,7 @@ class AzureIdentityTest(unittest.TestCase):
         return conn
 
     def test_managed_identity(self):
-        conn = self.roundtrip("az_mi", "managed_identity", "azure_imds")
+        self.roundtrip("az_mi", "managed_identity", "azure_imds")
         (imds,) = FX.token_requests("azure_imds")
         self.assertEqual(imds["expected_headers"].get("Metadata"), True)
 
