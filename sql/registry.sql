@@ -105,6 +105,21 @@ SELECT so_register_backend('x', 'abfs://media@acct.example.com/x');
 \echo :LAST_ERROR_SQLSTATE
 SELECT so_register_backend('x', 'az://media', '{"account": "acct", "account_key": "c2VjcmV0LWtleS0xNi1ieXRlcw==", "region": "x"}');
 \echo :LAST_ERROR_SQLSTATE
+
+-- GCS backends: gs://bucket/prefix with an HMAC key, or tokens of the
+-- server's own; no S3 encryption options, no AWS credential providers.
+SELECT so_register_backend('x', 'gs://Bad.Bucket');
+\echo :LAST_ERROR_SQLSTATE
+SELECT so_register_backend('x', 'gs://bucket', '{"credentials": "instance"}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT so_register_backend('x', 'gs://bucket', '{"credentials": "service_account"}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT so_register_backend('x', 'gs://bucket', '{"credentials": "metadata", "access_key_id": "A", "secret_access_key": "S"}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT so_register_backend('x', 'gs://bucket', '{"sse_customer_key": "c2VjcmV0"}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT so_register_backend('x', 'gs://bucket', '{"service_account_file": "relative.json"}');
+\echo :LAST_ERROR_SQLSTATE
 -- The data directory is no backend's directory: its users could rewrite
 -- postgresql.auto.conf. A directory of its own inside it is fine.
 SELECT so_register_backend('x', 'osfs://.');
@@ -191,6 +206,19 @@ SELECT so_register_backend('team_az_internal', 'az://team-container',
   '{"account": "teamaccount", "account_key": "c2VjcmV0LWtleS0xNi1ieXRlcw==", "endpoint": "http://10.1.2.3/acct", "allow_http": true}');
 \echo :LAST_ERROR_SQLSTATE
 SELECT so_unregister_backend('team_az');
+-- GCS: an HMAC key is an administrator's; the server's own tokens, a key
+-- file on the server and a CA file are not.
+SELECT so_register_backend('team_gs', 'gs://team_bucket/x',
+  '{"access_key_id": "GOOG1EXAMPLE", "secret_access_key": "gcs-secret"}');
+SELECT so_register_backend('gs_meta', 'gs://team_bucket/x', '{"credentials": "metadata"}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT so_register_backend('gs_key', 'gs://team_bucket/x',
+  '{"access_key_id": "GOOG1EXAMPLE", "secret_access_key": "gcs-secret", "service_account_file": "/etc/passwd"}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT so_register_backend('gs_ca', 'gs://team_bucket/x',
+  '{"access_key_id": "GOOG1EXAMPLE", "secret_access_key": "gcs-secret", "ca_file": "/etc/ssl/certs/ca-certificates.crt"}');
+\echo :LAST_ERROR_SQLSTATE
+SELECT so_unregister_backend('team_gs');
 SELECT so_unregister_backend('team');
 RESET ROLE;
 -- Nobody else became an administrator.

@@ -601,7 +601,8 @@ BackendConfig parse_backend_config(std::string_view key, std::string_view url,
             table.backend_name = "gs";
             // What GCS's XML API has no S3 form of, or what an HMAC key
             // backend cannot use.
-            for (const char *name : {"sse", "sse_kms_key_id", "sse_customer_key", "credentials", "profile"})
+            for (const char *name : {"sse", "sse_kms_key_id", "sse_customer_key", "credentials", "profile", "region",
+                                     "session_token"})
                 table.setters.erase(name);
             table.setters.emplace("credentials", string_option("credentials", [&config](const std::string &s) {
                                       if (s != "default" && s != "service_account" && s != "metadata")
