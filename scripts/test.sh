@@ -51,36 +51,36 @@ free_port() {
     /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
-# The S3 and Azure fixtures (each an npm ci on a fresh clone) start beside
-# the build, which they do not need.
-echo "== S3 fixture (s3rver behind a SigV4-verifying proxy) and Azure fixture (Azurite behind a fault-injecting proxy), beside the build"
-s3_port=$(free_port)
-(S3_FIXTURE_BUCKETS="test-bucket other-bucket" \
-    S3_FIXTURE_CREDENTIALS="test-access-key:test-secret-key temp-access-key:temp-secret-key:temp-session-token" \
-    "$repo/tests/s3/run-fixture.sh" start "$work/s3" "$s3_port" >"$work/s3-start.log" 2>&1) &
-s3_starting=$!
-azure_port=$(free_port)
-("$repo/tests/azure/run-azurite.sh" start "$work/azure" "$azure_port" >"$work/azure-start.log" 2>&1) &
-azure_starting=$!
-
 echo "== build"
-make -s -j2 SO_TEST_HOOKS=1 >"$work/build.log" 2>&1 && make -s SO_TEST_HOOKS=1 install >>"$work/build.log" 2>&1 \
-    || { cat "$work/build.log"; wait; fail_setup build; }
-cmake -S . -B build/cmake -DCMAKE_BUILD_TYPE=RelWithDebInfo >"$work/cmake.log" 2>&1 \
+# No LLVM bitcode for the test build (a third of the build's time), and
+# none left from an earlier install, which the JIT could otherwise inline.
+make -s -j2 SO_TEST_HOOKS=1 with_llvm=no >"$work/build.log" 2>&1 \
+    && make -s SO_TEST_HOOKS=1 with_llvm=no install >>"$work/build.log" 2>&1 \
+    && rm -rf "$(pg_config --pkglibdir)/bitcode/stored_object" "$(pg_config --pkglibdir)/bitcode/stored_object.index.bc" \
+    || { cat "$work/build.log"; fail_setup build; }
+# The unit and integration tests unoptimized, with assertions: half the time.
+cmake -S . -B build/cmake -DCMAKE_BUILD_TYPE=Debug >"$work/cmake.log" 2>&1 \
     && cmake --build build/cmake -j2 >>"$work/cmake.log" 2>&1 \
-    || { tail -50 "$work/cmake.log"; wait; fail_setup cmake; }
+    || { tail -50 "$work/cmake.log"; fail_setup cmake; }
 
 echo "== cluster"
-port=$("$repo/scripts/cluster.sh" start "$work/cluster") || { wait; fail_setup cluster; }
+port=$("$repo/scripts/cluster.sh" start "$work/cluster") || fail_setup cluster
 export PGHOST="$work/cluster/sock" PGPORT="$port" PGUSER=postgres
 export SO_TEST_TMPDIR="$work/tmp"
 install -d -o postgres -g postgres "$SO_TEST_TMPDIR"
 
-wait "$s3_starting" || { cat "$work/s3-start.log"; wait; fail_setup s3-fixture; }
+echo "== S3 fixture (s3rver behind a SigV4-verifying proxy)"
+S3_FIXTURE_BUCKETS="test-bucket other-bucket" \
+    S3_FIXTURE_CREDENTIALS="test-access-key:test-secret-key temp-access-key:temp-secret-key:temp-session-token" \
+    "$repo/tests/s3/run-fixture.sh" start "$work/s3" "$(free_port)" >"$work/s3-start.log" 2>&1 \
+    || { cat "$work/s3-start.log"; fail_setup s3-fixture; }
 # Exported for every suite: where the fixtures listen and their credentials.
 set -a; . "$work/s3/fixture.env"; set +a
 export S3_FIXTURE_DIR="$work/s3"
-wait "$azure_starting" || { cat "$work/azure-start.log"; fail_setup azure-fixture; }
+
+echo "== Azure fixture (Azurite behind a fault-injecting proxy)"
+"$repo/tests/azure/run-azurite.sh" start "$work/azure" "$(free_port)" >"$work/azure-start.log" 2>&1 \
+    || { cat "$work/azure-start.log"; fail_setup azure-fixture; }
 set -a; . "$work/azure/azurite.env"; set +a
 
 echo "== pg_regress ($SECONDS s so far: install, build, fixtures)"

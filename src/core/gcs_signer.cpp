@@ -160,9 +160,7 @@ RsaSigner::~RsaSigner() = default;
 
 std::string RsaSigner::sign_url(const UrlRequest &r) const {
     Prepared p = prepare(r, kAlgorithm, client_email_, canonical_request_);
-    const std::string &to_sign = p.to_sign;
-    std::string signature = sign_bytes(to_sign);
-    return p.url_head + "&X-Goog-Signature=" + crypto::hex(signature);
+    return p.url_head + "&X-Goog-Signature=" + crypto::hex(sign_bytes(p.to_sign));
 }
 
 std::string RsaSigner::sign_bytes(std::string_view data) const {

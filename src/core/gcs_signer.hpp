@@ -70,6 +70,8 @@ class HmacSigner {
 public:
     HmacSigner(std::string access_id, std::string secret);
     std::string sign_url(const UrlRequest &request) const;
+    // The canonical request of the last request signed, or of the last URL
+    // with signed headers or query parameters (for tests).
     const std::string &canonical_request() const { return canonical_request_; }
 
     // A header-signed request: the Authorization, x-goog-date and
