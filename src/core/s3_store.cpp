@@ -842,24 +842,17 @@ size_t S3Store::fetch(const std::string &key, const std::string &handle, const s
 void S3Store::sign(std::string_view key, const SignRequest &request, std::string &url) {
     if (request.expires_in > sigv4::kMaxPresignExpiry)
         throw Error(ErrorKind::InvalidParameter, "S3 presigned URLs expire after at most 7 days (604800 seconds)");
+    if (request.method == HttpMethod::Put && (request.download_as || request.download_type))
+        throw Error(ErrorKind::InvalidParameter, "download_as and download_type apply to downloads only");
+    if (request.method == HttpMethod::Put && !request.version_id.empty())
+        throw Error(ErrorKind::InvalidParameter, "an upload URL cannot name a version",
+                    "An upload makes a new version; sign the upload for a value without version_id.");
     if (config_.gcs) return sign_gcs(key, request, url);
     sigv4::Params extra;
-    if (request.download_as) {
-        if (request.method == HttpMethod::Put)
-            throw Error(ErrorKind::InvalidParameter, "download_as and download_type apply to downloads only");
+    if (request.download_as)
         extra.emplace_back("response-content-disposition", http::attachment_disposition(*request.download_as));
-    }
-    if (request.download_type) {
-        if (request.method == HttpMethod::Put)
-            throw Error(ErrorKind::InvalidParameter, "download_as and download_type apply to downloads only");
-        extra.emplace_back("response-content-type", *request.download_type);
-    }
-    if (!request.version_id.empty()) {
-        if (request.method == HttpMethod::Put)
-            throw Error(ErrorKind::InvalidParameter, "an upload URL cannot name a version",
-                        "An upload makes a new version; sign the upload for a value without version_id.");
-        extra.emplace_back("versionId", std::string(request.version_id));
-    }
+    if (request.download_type) extra.emplace_back("response-content-type", *request.download_type);
+    if (!request.version_id.empty()) extra.emplace_back("versionId", std::string(request.version_id));
     // SSE-C: the key headers are signed, so the URL works only for a
     // client that sends them (S3 has no way to carry them in the URL).
     sigv4::Params signed_headers;
