@@ -177,7 +177,7 @@ http::Request S3Store::build(const Call &call) {
 }
 
 http::Response S3Store::execute(const Call &call) {
-    return perform_with_retries(client_, {"S3", endpoint_.authority, backend_key_}, config_.max_retries,
+    return perform_with_retries(client_, {service_name(), endpoint_.authority, backend_key_}, config_.max_retries,
                                 call.ignore_interrupts, [&] { return build(call); });
 }
 
@@ -202,7 +202,7 @@ void S3Store::fail(const http::Response &response, const std::string &what, cons
     // S3 serves it: a state of the object, not a missing right.
     if (code == "InvalidObjectState")
         throw Error(ErrorKind::NotConfigured,
-                    "S3 refused to " + what + " " + quoted(key) + " in backend " + quoted(backend_key_) +
+                    std::string(service_name()) + " refused to " + what + " " + quoted(key) + " in backend " + quoted(backend_key_) +
                         ": InvalidObjectState: " + message_text(message),
                     "HTTP status " + std::to_string(response.status) +
                         (request_id.empty() ? "" : ", request id " + message_text(request_id)),
@@ -214,10 +214,11 @@ void S3Store::fail(const http::Response &response, const std::string &what, cons
     static const char *const kAuthCodes[] = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch",
                                              "InvalidToken", "ExpiredToken", "TokenRefreshRequired",
                                              "MissingSecurityHeader", "AuthorizationHeaderMalformed"};
-    bool auth = response.status == 403 || std::any_of(std::begin(kAuthCodes), std::end(kAuthCodes),
-                                                      [&](const char *c) { return code == c; });
+    bool auth = response.status == 401 || response.status == 403 ||
+                std::any_of(std::begin(kAuthCodes), std::end(kAuthCodes), [&](const char *c) { return code == c; });
     throw Error(auth ? ErrorKind::PermissionDenied : ErrorKind::Io,
-                "S3 refused to " + what + " " + quoted(key) + " in backend " + quoted(backend_key_) + ": " + reason,
+                std::string(service_name()) + " refused to " + what + " " + quoted(key) + " in backend " +
+                    quoted(backend_key_) + ": " + reason,
                 "HTTP status " + std::to_string(response.status) +
                     (request_id.empty() ? "" : ", request id " + message_text(request_id)));
 }
@@ -397,7 +398,7 @@ ObjectMeta S3Store::put_multipart(const PutRequest &request, const std::string &
                     }
                     bool retryable = o.transport_ok ? retryable_status(o.response.status) : o.retryable;
                     if (!retryable || round >= config_.max_retries) {
-                        if (!o.transport_ok) throw_unreachable({"S3", endpoint_.authority, backend_key_}, o.error);
+                        if (!o.transport_ok) throw_unreachable({service_name(), endpoint_.authority, backend_key_}, o.error);
                         fail(o.response, "write part " + std::to_string(pending[i]->number) + " of", request.key);
                     }
                     note_store_retry();

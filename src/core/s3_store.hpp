@@ -114,6 +114,7 @@ private:
     // Where GCS's XML API differs (gcs_headers.hpp): the create-only
     // condition, the version parameter and header, the copy source header.
     void add_create_only(sigv4::Params &headers) const;
+    const char *service_name() const { return config_.gcs ? "GCS" : "S3"; }
     const char *version_param() const;
     const char *copy_source_header() const;
     std::optional<std::string> version_of(const http::Response &response) const;

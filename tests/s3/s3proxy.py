@@ -240,7 +240,8 @@ class App:
             self.service = gcs_mod.GcsService(
                 self.upstream, Store(args.data_dir), verifier, self.faults,
                 self.stats, args.min_part_size,
-                multipart_preconditions=args.gcs_multipart_preconditions)
+                multipart_preconditions=args.gcs_multipart_preconditions,
+                bearer_tokens=set(filter(None, (args.gcs_bearer_tokens or "").split(","))))
         else:
             self.service = S3Service(self.upstream, Store(args.data_dir),
                                      verifier, self.faults, self.stats,
@@ -508,6 +509,11 @@ def parse_args(argv):
                              "on CompleteMultipartUpload (Cloud Storage "
                              "documents no preconditions for multipart "
                              "uploads; refused with 501 without this flag)")
+    parser.add_argument("--gcs-bearer-tokens", metavar="TOKEN,...",
+                        help="GCS mode: OAuth 2.0 access tokens taken in "
+                             "\"Authorization: Bearer\" (XML API, OAuth 2.0 "
+                             "authentication), as a client with a service "
+                             "account's token sends them")
     args = parser.parse_args(argv)
     if not args.host.startswith("127."):
         parser.error("the fixture only listens on 127.x.x.x addresses")

@@ -384,8 +384,11 @@ def metageneration_of(version):
 
 
 class GcsService(S3Service):
-    def __init__(self, *args, multipart_preconditions=False, **kwargs):
+    def __init__(self, *args, multipart_preconditions=False, bearer_tokens=(), **kwargs):
         super().__init__(*args, **kwargs)
+        # xml-api/overview, "OAuth 2.0 authentication": Authorization:
+        # Bearer TOKEN. Which tokens are valid the fixture is told.
+        self.bearer_tokens = set(bearer_tokens)
         self.aux_params = AUX_PARAMS | GCS_AUX_PARAMS
         self.goog4 = goog4.Goog4Verifier(self.verifier.credentials.values())
         self.generations = Generations()
@@ -416,7 +419,13 @@ class GcsService(S3Service):
         if req.operation in NOT_EMULATED:
             raise not_emulated(NOT_EMULATED[req.operation])
         incoming = req.incoming()
-        if goog4.is_goog4(incoming):
+        header = incoming.header("authorization") or ""
+        if header.startswith("Bearer ") and self.bearer_tokens:
+            if header[len("Bearer "):] not in self.bearer_tokens:
+                raise gcs_error("AuthenticationRequired", "Invalid Credentials", status=401)
+            if incoming.header("content-md5") is not None:
+                check_md5(incoming.header("content-md5"), req.body)
+        elif goog4.is_goog4(incoming):
             # signatures: GOOG4-HMAC-SHA256, header or signed URL.
             self.goog4.authenticate(incoming)
             goog4.check_payload(incoming, req.body)
