@@ -44,10 +44,10 @@ import traceback
 import urllib.parse
 import xml.etree.ElementTree as ET
 
-import psycopg2
 
 import runner
-from storesupport import Background, Control, SqlAssertions, curl, delta, env, error_texts  # noqa: F401
+from storesupport import (Background, Control, DatabaseFixture, SqlAssertions, curl, delta, env,  # noqa: F401
+                          error_texts)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 AZURE_DIR = os.path.join(os.path.dirname(HERE), "azure")
@@ -256,22 +256,16 @@ class SdkError(Exception):
         super().__init__("sdkclient %s: %s" % (" ".join(args[:3]), info))
 
 
-class Fixture:
+class Fixture(DatabaseFixture):
     """The database, blob prefix, clients and cleanup of one test file."""
 
     def __init__(self, name):
         self.name = name
-        self.dbname = "so_az_%s_%d" % (name, os.getpid())
+        super().__init__("so_az_%s_%d" % (name, os.getpid()))
         self.prefix = "so_systest/%s-%d-%s" % (name, os.getpid(), secrets.token_hex(4))
-        self.admin = None
-        self.conn = None
-        self.created_db = False
-        self.connections = []
         self.control = None
         self.rest = None
         self.containers = set()
-        # Values that must never appear in an error, a notice or a result.
-        self.secrets = []
 
     # ---- setup / teardown ---------------------------------------------------
 
@@ -293,13 +287,7 @@ class Fixture:
         self.control.reset_faults()
         self.rest = AzureRest(self.endpoint, self.account, self.account_key)
 
-        self.admin = psycopg2.connect(dbname="postgres")
-        self.admin.autocommit = True
-        with self.admin.cursor() as cur:
-            cur.execute("CREATE DATABASE %s" % self.dbname)
-        self.created_db = True
-        self.conn = self.connect()
-        self.sql("CREATE EXTENSION stored_object")
+        self.create_database()
 
     def stop(self):
         for step in (self.reset_faults, self.close_connections, self.drop_database, self.remove_blobs):
@@ -313,24 +301,6 @@ class Fixture:
     def reset_faults(self):
         if self.control is not None:
             self.control.reset_faults()
-
-    def close_connections(self):
-        for c in self.connections:
-            try:
-                c.close()
-            except Exception:
-                pass
-        self.connections = []
-        self.conn = None
-
-    def drop_database(self):
-        if self.admin is not None:
-            if self.created_db:
-                with self.admin.cursor() as cur:
-                    cur.execute("DROP DATABASE IF EXISTS %s WITH (FORCE)" % self.dbname)
-                self.created_db = False
-            self.admin.close()
-            self.admin = None
 
     def remove_blobs(self):
         """Every blob under this file's prefix, in every container it used,
@@ -354,20 +324,6 @@ class Fixture:
         return left
 
     # ---- PostgreSQL -----------------------------------------------------------
-
-    def connect(self, autocommit=True):
-        c = psycopg2.connect(dbname=self.dbname)
-        c.autocommit = autocommit
-        self.connections.append(c)
-        return c
-
-    def sql(self, query, args=None, conn=None):
-        with (conn or self.conn).cursor() as cur:
-            cur.execute(query, args)
-            return cur.fetchall() if cur.description else None
-
-    def value(self, query, args=None, conn=None):
-        return self.sql(query, args, conn)[0][0]
 
     def wait_for_worker(self):
         """Waits until the background worker has carried out what committed

@@ -33,13 +33,12 @@ import urllib.parse  # noqa: E402
 
 import boto3  # noqa: E402
 import botocore.compat  # noqa: E402
-import psycopg2  # noqa: E402
 from botocore.config import Config  # noqa: E402
 from botocore.exceptions import ClientError  # noqa: E402
 
 import runner  # noqa: E402
-from storesupport import (Background, Control, SqlAssertions, curl, delta, env,  # noqa: E402,F401
-                          error_texts)
+from storesupport import (Background, Control, DatabaseFixture, SqlAssertions, curl, delta,  # noqa: E402,F401
+                          env, error_texts)
 
 BUCKET = "test-bucket"
 TEMP_ACCESS_KEY = "temp-access-key"
@@ -50,21 +49,15 @@ CURL = "/usr/bin/curl"
 MIB = 1024 * 1024
 
 
-class Fixture:
+class Fixture(DatabaseFixture):
     """The database, key prefix, clients and cleanup of one test file."""
 
     def __init__(self, name):
         self.name = name
-        self.dbname = "so_s3_%s_%d" % (name, os.getpid())
+        super().__init__("so_s3_%s_%d" % (name, os.getpid()))
         self.prefix = "so_systest/%s-%d-%s" % (name, os.getpid(), secrets.token_hex(4))
-        self.admin = None
-        self.conn = None
-        self.created_db = False
-        self.connections = []
         self.control = None
         self.s3 = None
-        # Values that must never appear in an error, a notice or a result.
-        self.secrets = []
 
     # ---- setup / teardown ---------------------------------------------------
 
@@ -83,13 +76,7 @@ class Fixture:
         self.control.reset_faults()
         self.s3 = self.boto3_client()
 
-        self.admin = psycopg2.connect(dbname="postgres")
-        self.admin.autocommit = True
-        with self.admin.cursor() as cur:
-            cur.execute("CREATE DATABASE %s" % self.dbname)
-        self.created_db = True
-        self.conn = self.connect()
-        self.sql("CREATE EXTENSION stored_object")
+        self.create_database()
 
     def stop(self):
         for step in (self.reset_faults, self.close_connections, self.drop_database, self.remove_objects):
@@ -104,24 +91,6 @@ class Fixture:
         if self.control is not None:
             self.control.reset_faults()
 
-    def close_connections(self):
-        for c in self.connections:
-            try:
-                c.close()
-            except Exception:
-                pass
-        self.connections = []
-        self.conn = None
-
-    def drop_database(self):
-        if self.admin is not None:
-            if self.created_db:
-                with self.admin.cursor() as cur:
-                    cur.execute("DROP DATABASE IF EXISTS %s WITH (FORCE)" % self.dbname)
-                self.created_db = False
-            self.admin.close()
-            self.admin = None
-
     def remove_objects(self):
         """Every object and multipart upload under this file's prefix."""
         if self.s3 is None:
@@ -133,20 +102,6 @@ class Fixture:
             self.s3.delete_object(Bucket=BUCKET, Key=key)
 
     # ---- PostgreSQL -----------------------------------------------------------
-
-    def connect(self, autocommit=True):
-        c = psycopg2.connect(dbname=self.dbname)
-        c.autocommit = autocommit
-        self.connections.append(c)
-        return c
-
-    def sql(self, query, args=None, conn=None):
-        with (conn or self.conn).cursor() as cur:
-            cur.execute(query, args)
-            return cur.fetchall() if cur.description else None
-
-    def value(self, query, args=None, conn=None):
-        return self.sql(query, args, conn)[0][0]
 
     def wait_for_worker(self):
         """Waits until the background worker has carried out what committed

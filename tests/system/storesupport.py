@@ -213,3 +213,57 @@ class SqlAssertions:
                 self.assertNotIn(secret, text)
 
 
+class DatabaseFixture:
+    """The database of one test file: created with the extension at start,
+    dropped at the end (FORCE), with the connections the tests open."""
+
+    def __init__(self, dbname):
+        self.dbname = dbname
+        self.admin = None
+        self.conn = None
+        self.created_db = False
+        self.connections = []
+        # Values that must never appear in an error, a notice or a result.
+        self.secrets = []
+
+    def create_database(self):
+        self.admin = psycopg2.connect(dbname="postgres")
+        self.admin.autocommit = True
+        with self.admin.cursor() as cur:
+            cur.execute("CREATE DATABASE %s" % self.dbname)
+        self.created_db = True
+        self.conn = self.connect()
+        self.sql("CREATE EXTENSION stored_object")
+
+    def close_connections(self):
+        for c in self.connections:
+            try:
+                c.close()
+            except Exception:
+                pass
+        self.connections = []
+        self.conn = None
+
+    def drop_database(self):
+        if self.admin is not None:
+            if self.created_db:
+                with self.admin.cursor() as cur:
+                    cur.execute("DROP DATABASE IF EXISTS %s WITH (FORCE)" % self.dbname)
+                self.created_db = False
+            self.admin.close()
+            self.admin = None
+
+    def connect(self, autocommit=True):
+        c = psycopg2.connect(dbname=self.dbname)
+        c.autocommit = autocommit
+        self.connections.append(c)
+        return c
+
+    def sql(self, query, args=None, conn=None):
+        with (conn or self.conn).cursor() as cur:
+            cur.execute(query, args)
+            return cur.fetchall() if cur.description else None
+
+    def value(self, query, args=None, conn=None):
+        return self.sql(query, args, conn)[0][0]
+
