@@ -10,10 +10,10 @@
 #include "pg/object_datum.hpp"
 #include "pg/pinned_sql.hpp"
 #include "pg/registry.hpp"
+#include "pg/wal.hpp"
 
 extern "C" {
 #include "access/xact.h"
-#include "access/xlog.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
@@ -173,7 +173,7 @@ QueueCounts process_queued_deletes(int64 max_rows, bool due_only, int64 *after_i
         // Every row seen was committed; with synchronous_commit = off its
         // commit may not be on disk yet. Make it durable before acting: a
         // crash must never bring back a row whose file is already gone.
-        if (count > 0 && !RecoveryInProgress()) XLogFlush(GetXLogInsertRecPtr());
+        if (count > 0) flush_inserted_wal();
         Oid delete_types[1] = {INT8OID};
         Oid retry_types[3] = {INT8OID, TEXTOID, FLOAT8OID};
         SPIPlanPtr drop = prepared(delete_plan, "DELETE FROM %s.so_delete_queue WHERE id OPERATOR(pg_catalog.=) $1",

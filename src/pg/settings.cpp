@@ -14,6 +14,7 @@ int connect_timeout_ms = 10000;
 int request_timeout_ms = 300000;
 #ifdef SO_TEST_HOOKS
 int64_t test_pause_after_promote_key = 0;
+bool test_pad_wal_to_page_start = false;
 #endif
 
 namespace {
@@ -64,6 +65,8 @@ void settings_init() {
     DefineCustomIntVariable("stored_object.test_pause_after_promote", "Test builds only.", nullptr, &pause_key, 0, 0,
                             INT32_MAX, PGC_USERSET, 0, nullptr,
                             [](int value, void *) { test_pause_after_promote_key = value; }, nullptr);
+    DefineCustomBoolVariable("stored_object.test_pad_wal_to_page_start", "Test builds only.", nullptr,
+                             &test_pad_wal_to_page_start, false, PGC_USERSET, 0, nullptr, nullptr, nullptr);
 #endif
     MarkGUCPrefixReserved("stored_object");
 }

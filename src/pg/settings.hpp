@@ -15,6 +15,10 @@ extern int request_timeout_ms;
 // lock key a committing transaction takes, shared, right after promoting
 // its overwrites, so a test can hold it there (and kill it).
 extern int64_t test_pause_after_promote_key;
+// stored_object.test_pad_wal_to_page_start (test builds only): before
+// flushing the WAL for the delete queue, fill the WAL page so that the next
+// record starts a new page (see wal.cpp).
+extern bool test_pad_wal_to_page_start;
 #endif
 
 void settings_init();

@@ -45,6 +45,9 @@ file is lost and none is left over.
   once per session; the delete waits in so_pending_deletes,
   so_process_pending() carries it out, so_wait_for_worker returns false at
   once; so_operation_stats shows each session what it counted itself.
+  so_process_pending flushes the WAL it saw committed when the WAL ends
+  exactly at a page start (stored_object.test_pad_wal_to_page_start, a test
+  build's hook, fills the page to there).
 
 The cluster, its directories and the S3 objects under this file's own
 prefix are removed at the end, whatever happens. The last line of output is
@@ -1035,6 +1038,33 @@ class WithoutPreloadTest(CrashBase):
         FX.sql("DELETE FROM pd")
         self.assertEqual(FX.sql("SELECT * FROM so_process_pending()"), [(2, 0, 0, 0)])
         self.assertEqual(self.b.keys(), [])
+
+    def test_process_pending_when_the_wal_ends_at_a_page_start(self):
+        # so_process_pending makes the commits it saw durable before it
+        # deletes. Flushing all WAL inserted so far must work when it ends
+        # exactly at a page boundary, where "the next record's position" is
+        # past a page header nobody wrote (one run in a few hundred hit it).
+        # The test hook fills the page up to there before the flush.
+        self.table("pw", False)
+        s = FX.connect()
+        FX.sql("SET stored_object.test_pad_wal_to_page_start = on", conn=s)
+        FX.sql("SET synchronous_commit = off", conn=s)
+        hit = False
+        for attempt in range(1, 6):  # another backend's WAL may land in between
+            key = "d/page-start-%d.txt" % attempt
+            self.put_row("pw", attempt, self.b, key, b"page start")
+            FX.sql("BEGIN", conn=s)
+            FX.sql("SELECT so_delete(f) FROM pw WHERE id = %s", (attempt,), conn=s)
+            FX.sql("DELETE FROM pw WHERE id = %s", (attempt,), conn=s)
+            FX.sql("COMMIT", conn=s)
+            del s.notices[:]
+            self.assertEqual(FX.sql("SELECT * FROM so_process_pending()", conn=s), [(1, 0, 0, 0)])
+            self.assertIsNone(self.b.content(key))
+            if any("the next WAL record starts a page" in n for n in s.notices):
+                hit = True
+                break
+        self.assertTrue(hit, "the hook never ended the WAL at a page start")
+        self.assertEqual(FX.value("SELECT count(*) FROM so_pending_deletes"), 0)
 
     def test_operation_statistics_are_per_session(self):
         # No shared memory: each session sees what it counted itself.
