@@ -14,7 +14,8 @@ REGRESS_OUTPUT_DIR ?= build/regress
 PG_CONFIG ?= pg_config
 PG_CPPFLAGS = -I$(srcdir)/src
 # make SO_TEST_HOOKS=1: the build the tests install, with the fault
-# injection points they use (stored_object.test_pause_after_promote).
+# injection points they use (stored_object.test_pause_after_promote,
+# stored_object.test_pad_wal_to_page_start).
 # build/kind records the choice; switching drops the objects of the other.
 BUILD_KIND := $(if $(filter 1,$(SO_TEST_HOOKS)),test,release)
 ifeq ($(BUILD_KIND),test)
