@@ -39,6 +39,28 @@ std::string access_tier(const std::string &storage_class) {
                 "Azure backends take the storage classes HOT, COOL, COLD and ARCHIVE (the access tiers).");
 }
 
+// Blob index tags take fewer characters than S3's (ASCII letters and
+// digits, space, + - . / : = _; no @, no other scripts): refused here, with
+// 22023, rather than by the service. Counts and lengths are S3's, checked
+// when the attributes were read.
+const Tags &azure_tags(const Tags &tags) {
+    auto azure_text = [](const std::string &s) {
+        return std::all_of(s.begin(), s.end(), [](char c) {
+            unsigned char u = static_cast<unsigned char>(c);
+            return (u < 0x80 && std::isalnum(u)) || std::string_view(" +-./:=_").find(c) != std::string_view::npos;
+        });
+    };
+    for (const auto &[key, value] : tags) {
+        if (!azure_text(key))
+            throw Error(ErrorKind::InvalidParameter, "Azure does not take the tag key " + quoted(key), {},
+                        "Azure blob index tags take ASCII letters and digits, space and + - . / : = _.");
+        if (!azure_text(value))
+            throw Error(ErrorKind::InvalidParameter, "Azure does not take the value of tag " + quoted(key), {},
+                        "Azure blob index tags take ASCII letters and digits, space and + - . / : = _.");
+    }
+    return tags;
+}
+
 // User metadata as x-ms-meta-* headers: the S3 encoding of values (see
 // s3_metadata.hpp), with the stricter names Azure takes (C# identifiers).
 azure::Params encode_metadata(const std::string &metadata_json) {
@@ -268,11 +290,11 @@ PutRequest AzureStore::with_defaults(const PutRequest &request) const {
     return merged;
 }
 
-void AzureStore::add_put_headers(const PutRequest &request, azure::Params &headers) const {
+azure::Params AzureStore::put_headers(const PutRequest &request) const {
     if (!http::printable_ascii(request.content_type))
         throw Error(ErrorKind::InvalidParameter, "content type " + quoted(request.content_type) +
                                                      " cannot be sent to Azure: it must be printable ASCII");
-    headers.emplace_back("x-ms-blob-content-type", request.content_type);
+    azure::Params headers = {{"x-ms-blob-content-type", request.content_type}};
     for (auto &h : encode_metadata(request.metadata_json)) headers.push_back(std::move(h));
     const ObjectAttributes &a = request.attributes;
     if (a.cache_control) headers.emplace_back("x-ms-blob-cache-control", *a.cache_control);
@@ -280,7 +302,8 @@ void AzureStore::add_put_headers(const PutRequest &request, azure::Params &heade
     if (a.content_encoding) headers.emplace_back("x-ms-blob-content-encoding", *a.content_encoding);
     if (a.content_language) headers.emplace_back("x-ms-blob-content-language", *a.content_language);
     if (a.storage_class) headers.emplace_back("x-ms-access-tier", access_tier(*a.storage_class));
-    if (a.tags && !a.tags->empty()) headers.emplace_back("x-ms-tags", tagging_query(*a.tags));
+    if (a.tags && !a.tags->empty()) headers.emplace_back("x-ms-tags", tagging_query(azure_tags(*a.tags)));
+    return headers;
 }
 
 ObjectMeta AzureStore::written(const PutRequest &request, const http::Response &response, uint64_t size,
@@ -307,8 +330,9 @@ ObjectMeta AzureStore::put_single(const PutRequest &request, const std::string &
     Call call;
     call.method = "PUT";
     call.blob = full_name;
-    call.headers = {{"x-ms-blob-type", "BlockBlob"}, {"Content-MD5", crypto::base64(md5)}};
-    add_put_headers(request, call.headers);
+    call.headers = put_headers(request);
+    call.headers.emplace_back("x-ms-blob-type", "BlockBlob");
+    call.headers.emplace_back("Content-MD5", crypto::base64(md5));
     if (create_only) call.headers.emplace_back("If-None-Match", "*");
     call.body = request.data;
     call.body_size = request.size;
@@ -349,9 +373,9 @@ std::string AzureStore::put_block(const std::string &full_name, const std::strin
     return id;
 }
 
-ObjectMeta AzureStore::commit_blocks(const PutRequest &request, const std::string &full_name,
-                                     const std::vector<std::string> &block_ids, bool create_only, uint64_t size,
-                                     const ContentHashes &hashes) {
+ObjectMeta AzureStore::commit_blocks(const PutRequest &request, const azure::Params &headers,
+                                     const std::string &full_name, const std::vector<std::string> &block_ids,
+                                     bool create_only, uint64_t size, const ContentHashes &hashes) {
     std::string body = "<?xml version=\"1.0\" encoding=\"utf-8\"?><BlockList>";
     for (const auto &id : block_ids) body += "<Latest>" + id + "</Latest>";
     body += "</BlockList>";
@@ -359,8 +383,8 @@ ObjectMeta AzureStore::commit_blocks(const PutRequest &request, const std::strin
     call.method = "PUT";
     call.blob = full_name;
     call.query = {{"comp", "blocklist"}};
-    call.headers = {{"Content-MD5", crypto::base64(crypto::md5(body))}};
-    add_put_headers(request, call.headers);
+    call.headers = headers;
+    call.headers.emplace_back("Content-MD5", crypto::base64(crypto::md5(body)));
     // The service keeps no MD5 of a block list's content unless told: with
     // it, every blob we write has one, which values record as etag.
     call.headers.emplace_back("x-ms-blob-content-md5", crypto::base64(hashes.md5));
@@ -375,6 +399,7 @@ ObjectMeta AzureStore::commit_blocks(const PutRequest &request, const std::strin
 }
 
 ObjectMeta AzureStore::put_blocks(const PutRequest &request, const std::string &full_name, bool create_only) {
+    const azure::Params headers = put_headers(request);
     const size_t block_size = static_cast<size_t>(config_.block_size);
     std::string_view content(request.data, request.size);
     ContentHashes hashes{crypto::md5(content), crypto::hex(crypto::sha256(content))};
@@ -424,7 +449,7 @@ ObjectMeta AzureStore::put_blocks(const PutRequest &request, const std::string &
     }
     std::vector<std::string> ids;
     for (const auto &b : blocks) ids.push_back(b.id);
-    return commit_blocks(request, full_name, ids, create_only, request.size, hashes);
+    return commit_blocks(request, headers, full_name, ids, create_only, request.size, hashes);
 }
 
 ObjectMeta AzureStore::create(const PutRequest &call_request) {
@@ -442,7 +467,7 @@ namespace {
 class AzureUpload final : public StreamingUpload {
 public:
     AzureUpload(AzureStore &store, PutRequest request, size_t block_size)
-        : store_(store), request_(std::move(request)), blocks_(block_size),
+        : store_(store), request_(std::move(request)), headers_(store.put_headers(request_)), blocks_(block_size),
           full_name_(store.full_name(request_.key)), nonce_(store.new_upload_nonce()) {
         request_.data = nullptr;
     }
@@ -465,7 +490,7 @@ public:
         }
         if (!rest.empty()) send(rest);
         AzureStore::ContentHashes hashes{md5_.finish(), crypto::hex(sha256_.finish())};
-        return store_.commit_blocks(request_, full_name_, ids_, true, size_, hashes);
+        return store_.commit_blocks(request_, headers_, full_name_, ids_, true, size_, hashes);
     }
     // Uncommitted blocks are invisible and expire on their own.
     void abort() override { ids_.clear(); }
@@ -478,6 +503,7 @@ private:
 
     AzureStore &store_;
     PutRequest request_;
+    azure::Params headers_;
     PartSplitter blocks_;
     std::string full_name_, nonce_;
     std::vector<std::string> ids_;
@@ -820,8 +846,8 @@ SignedUpload AzureStore::sign_upload(const UploadSignRequest &request) {
     put.key = request.key;
     put.content_type = request.content_type;
     put.attributes = config_.default_attributes;
-    upload.headers = {{"x-ms-blob-type", "BlockBlob"}};
-    add_put_headers(put, upload.headers);
+    upload.headers = put_headers(put);
+    upload.headers.emplace_back("x-ms-blob-type", "BlockBlob");
     upload.headers.emplace_back("If-None-Match", "*");
     return upload;
 }

@@ -69,9 +69,12 @@ public:
         std::string md5;         // raw
         std::string sha256_hex;  // the value's checksum
     };
-    ObjectMeta commit_blocks(const PutRequest &request, const std::string &full_name,
-                             const std::vector<std::string> &block_ids, bool create_only, uint64_t size,
-                             const ContentHashes &hashes);
+    // The headers that describe a new blob (type, metadata, attributes):
+    // made, and so checked, before any byte goes out.
+    azure::Params put_headers(const PutRequest &request) const;
+    ObjectMeta commit_blocks(const PutRequest &request, const azure::Params &put_headers,
+                             const std::string &full_name, const std::vector<std::string> &block_ids,
+                             bool create_only, uint64_t size, const ContentHashes &hashes);
     ObjectMeta put_single(const PutRequest &request, const std::string &full_name, bool create_only);
     PutRequest with_defaults(const PutRequest &request) const;
     std::string full_name(const std::string &key) const { return config_.prefix + key; }
@@ -89,7 +92,6 @@ private:
     // The percent-encoded path of a blob (or of the container, for "").
     std::string path_of(std::string_view full_name) const;
     std::string url_of(std::string_view full_name) const;
-    void add_put_headers(const PutRequest &request, azure::Params &headers) const;
     ObjectMeta written(const PutRequest &request, const http::Response &response, uint64_t size,
                        std::string checksum) const;
     ObjectMeta put_blocks(const PutRequest &request, const std::string &full_name, bool create_only);
