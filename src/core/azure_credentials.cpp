@@ -94,7 +94,20 @@ AccessToken workload_identity(int64_t now) {
     return parse_token(send(req, "workload_identity", 10000), "workload_identity", now);
 }
 
-AccessToken managed_identity(const TokenOptions &options, int64_t now) {
+// App Service, Azure Functions and Container Apps: a local endpoint that
+// wants the secret they put in IDENTITY_HEADER.
+AccessToken app_service_identity(const TokenOptions &options, const std::string &endpoint,
+                                 const std::string &secret, int64_t now) {
+    http::Request req;
+    req.url = endpoint + (endpoint.find('?') == std::string::npos ? "?" : "&") +
+              "api-version=2019-08-01&resource=" + uri::encode(kStorageResource, false);
+    if (!options.client_id.empty()) req.url += "&client_id=" + uri::encode(options.client_id, false);
+    req.headers = {{"X-IDENTITY-HEADER", secret}};
+    return parse_token(send(req, "managed_identity", 10000), "managed_identity", now);
+}
+
+// The instance metadata service of VMs and AKS nodes.
+AccessToken imds_identity(const TokenOptions &options, int64_t now) {
     std::string host = environment("AZURE_POD_IDENTITY_AUTHORITY_HOST");
     if (host.empty()) host = "http://169.254.169.254";
     http::Request req;
@@ -105,6 +118,14 @@ AccessToken managed_identity(const TokenOptions &options, int64_t now) {
     // Not on Azure, nothing answers: the SDKs give the metadata service a second.
     http::Response response = send(req, "managed_identity", 2000);
     return parse_token(response, "managed_identity", now);
+}
+
+// The SDKs' order: the hosting service's endpoint when its environment is
+// there, else the instance metadata service.
+AccessToken managed_identity(const TokenOptions &options, int64_t now) {
+    std::string endpoint = environment("IDENTITY_ENDPOINT"), secret = environment("IDENTITY_HEADER");
+    if (!endpoint.empty() && !secret.empty()) return app_service_identity(options, endpoint, secret, now);
+    return imds_identity(options, now);
 }
 
 }  // namespace

@@ -7,10 +7,13 @@
 //                      exchanged at the Entra token endpoint
 //                      (AZURE_AUTHORITY_HOST, default
 //                      https://login.microsoftonline.com/)
-//   managed identity   the instance metadata service
+//   managed identity   App Service, Functions and Container Apps:
+//                      IDENTITY_ENDPOINT with the secret of
+//                      IDENTITY_HEADER as X-IDENTITY-HEADER; elsewhere the
+//                      instance metadata service
 //                      (AZURE_POD_IDENTITY_AUTHORITY_HOST, default
 //                      http://169.254.169.254), with the header
-//                      "Metadata: true"; a user-assigned identity by its
+//                      "Metadata: true". A user-assigned identity by its
 //                      client id
 //
 // The chain tries them in that order, as the SDK does. Messages name the

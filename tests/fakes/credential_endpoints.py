@@ -8,6 +8,7 @@ One threaded HTTP/1.1 server on 127.0.0.1 speaks, on one port:
          ECS/EKS container credentials          GET <aws.container_path>
          STS AssumeRoleWithWebIdentity          POST / (form) or GET /?Action=...
   Azure  managed identity through IMDS          GET /metadata/identity/oauth2/token
+         managed identity, App Service kind     GET /msi/token (X-IDENTITY-HEADER)
          Entra token endpoint (workload id.)    POST /<tenant>/oauth2/v2.0/token
   Google GCE metadata server                    GET /computeMetadata/v1/instance/service-accounts/...
 
@@ -60,8 +61,8 @@ DEFAULT_CONFIG = {
     "lifetime_seconds": 3600,
     # False: every successful credential request issues the next entry of
     # the rotation. True: the metadata services (EC2 IMDS, container, Azure
-    # IMDS, GCE) hand out the same issue again until it expires, as the real
-    # ones cache; STS and Entra always issue anew.
+    # IMDS and App Service, GCE) hand out the same issue again until it
+    # expires, as the real ones cache; STS and Entra always issue anew.
     "reuse_until_expiry": False,
     # AWS credentials, used in rotation by EC2 IMDS, container and STS.
     "credentials": [
@@ -83,6 +84,9 @@ DEFAULT_CONFIG = {
         # A user-assigned managed identity, asked for with ?client_id=;
         # requests without client_id get the system-assigned identity.
         "managed_identity_client_id": None,
+        # The secret App Service, Functions and Container Apps put in
+        # IDENTITY_HEADER; their endpoint wants it as X-IDENTITY-HEADER.
+        "identity_header": "fake-identity-header",
         "resources": ["https://storage.azure.com/"],
         "access_tokens": ["fake-azure-access-token-1"],
     },
@@ -101,12 +105,12 @@ DEFAULT_CONFIG = {
 # rotations that draw from it).
 POOLS = {
     "credentials": ("ec2_imds", "container", "sts"),
-    "azure.access_tokens": ("azure_imds", "entra"),
+    "azure.access_tokens": ("azure_imds", "azure_app_service", "entra"),
     "gce.access_tokens": ("gce_metadata", "google_oauth"),
 }
 
 # Paths the container path may not shadow.
-RESERVED_PREFIXES = ("/__fake", "/latest", "/computeMetadata", "/metadata/identity")
+RESERVED_PREFIXES = ("/__fake", "/latest", "/computeMetadata", "/metadata/identity", "/msi")
 
 
 def iso8601(t):
@@ -204,6 +208,7 @@ def check_config(config):
     if "/" in azure["tenant_id"]:
         raise ConfigError("azure.tenant_id may not contain '/'")
     _text(azure["managed_identity_client_id"], "azure.managed_identity_client_id", optional=True)
+    _text(azure["identity_header"], "azure.identity_header")
     _texts(azure["resources"], "azure.resources")
     _texts(azure["access_tokens"], "azure.access_tokens")
     gce = config["gce"]
@@ -660,11 +665,10 @@ class Sts:
 
 # ---- Azure --------------------------------------------------------------------
 
-class AzureManagedIdentity:
-    """Managed identity tokens from the Azure instance metadata service."""
+class AzureTokenService:
+    """What the two managed identity endpoints share: JSON errors, and the
+    checks of resource and identity."""
 
-    name = "azure_imds"
-    PATH = "/metadata/identity/oauth2/token"
     CONTENT_TYPE = "application/json; charset=utf-8"
 
     def __init__(self, state):
@@ -676,6 +680,33 @@ class AzureManagedIdentity:
     def error(self, status, error, description):
         return json_response(status, {"error": error, "error_description": description},
                              self.CONTENT_TYPE)
+
+    def refusal(self, query, identity_parameters):
+        """The error for a missing or unknown resource or an unknown
+        identity, else None. Only one user-assigned identity exists, named
+        by its client id."""
+        azure = self.state.config["azure"]
+        resource = query.get("resource")
+        if not resource:
+            return self.error(400, "invalid_request", "Required audience parameter not specified")
+        wanted = [k for k in identity_parameters if k in query]
+        if wanted and not (wanted == ["client_id"] and azure["managed_identity_client_id"] is not None
+                           and query["client_id"] == azure["managed_identity_client_id"]):
+            return self.error(400, "invalid_request", "Identity not found")
+        if resource.rstrip("/") not in [r.rstrip("/") for r in azure["resources"]]:
+            return self.error(400, "invalid_resource", "AADSTS50001: The application named %s was "
+                              "not found in the tenant named %s. This can happen if the application has "
+                              "not been installed by the administrator of the tenant or consented to by "
+                              "any user in the tenant. You might have sent your authentication request "
+                              "to the wrong tenant." % (resource, azure["tenant_id"]))
+        return None
+
+
+class AzureManagedIdentity(AzureTokenService):
+    """Managed identity tokens from the Azure instance metadata service."""
+
+    name = "azure_imds"
+    PATH = "/metadata/identity/oauth2/token"
 
     def handle(self, request, entry):
         metadata = request.headers.get("Metadata")
@@ -689,22 +720,9 @@ class AzureManagedIdentity:
         query = request.query
         if "api-version" not in query:
             return self.error(400, "invalid_request", "Required query variable 'api-version' is missing")
-        resource = query.get("resource")
-        if not resource:
-            return self.error(400, "invalid_request", "Required audience parameter not specified")
-        config = self.state.config
-        azure = config["azure"]
-        # Only one user-assigned identity exists, named by its client id.
-        wanted = [k for k in ("client_id", "object_id", "msi_res_id", "mi_res_id") if k in query]
-        if wanted and not (wanted == ["client_id"] and azure["managed_identity_client_id"] is not None
-                           and query["client_id"] == azure["managed_identity_client_id"]):
-            return self.error(400, "invalid_request", "Identity not found")
-        if resource.rstrip("/") not in [r.rstrip("/") for r in azure["resources"]]:
-            return self.error(400, "invalid_resource", "AADSTS50001: The application named %s was "
-                              "not found in the tenant named %s. This can happen if the application has "
-                              "not been installed by the administrator of the tenant or consented to by "
-                              "any user in the tenant. You might have sent your authentication request "
-                              "to the wrong tenant." % (resource, azure["tenant_id"]))
+        refused = self.refusal(query, ("client_id", "object_id", "msi_res_id", "mi_res_id"))
+        if refused:
+            return refused
         issue = self.state.issue(self.name, "azure.access_tokens", reusable=True)
         entry["issued"] = issue.index
         # This API version gives every number as a string.
@@ -714,8 +732,42 @@ class AzureManagedIdentity:
             "expires_in": str(issue.expires_in()),
             "expires_on": str(int(issue.expires_at)),
             "not_before": str(int(issue.issued_at)),
-            "resource": resource,
+            "resource": query["resource"],
             "token_type": "Bearer",
+        }, self.CONTENT_TYPE)
+
+
+class AzureAppServiceIdentity(AzureTokenService):
+    """Managed identity tokens from the local endpoint of App Service,
+    Azure Functions and Container Apps (IDENTITY_ENDPOINT), API version
+    2019-08-01: the secret of IDENTITY_HEADER as X-IDENTITY-HEADER."""
+
+    name = "azure_app_service"
+    PATH = "/msi/token"
+    API_VERSION = "2019-08-01"
+
+    def handle(self, request, entry):
+        azure = self.state.config["azure"]
+        given = request.headers.get("X-IDENTITY-HEADER")
+        entry["secrets"] = {"X-IDENTITY-HEADER": secret_check(azure["identity_header"], given)}
+        if entry["secrets"]["X-IDENTITY-HEADER"] != "match":
+            return self.error(401, "unauthorized", "X-IDENTITY-HEADER is missing or wrong")
+        if request.method != "GET":
+            return self.error(405, "invalid_request", "Http method not allowed")
+        query = request.query
+        if query.get("api-version") != self.API_VERSION:
+            return self.error(400, "invalid_request", "api-version must be %s" % self.API_VERSION)
+        refused = self.refusal(query, ("client_id", "principal_id", "mi_res_id"))
+        if refused:
+            return refused
+        issue = self.state.issue(self.name, "azure.access_tokens", reusable=True)
+        entry["issued"] = issue.index
+        return json_response(200, {
+            "access_token": issue.value,
+            "expires_on": str(int(issue.expires_at)),
+            "resource": query["resource"],
+            "token_type": "Bearer",
+            "client_id": query.get("client_id") or azure["client_id"],
         }, self.CONTENT_TYPE)
 
 
@@ -1125,7 +1177,8 @@ class Server(http.server.ThreadingHTTPServer):
         # Order matters only where paths could overlap: the configured
         # container path is checked before the others.
         self.services = [ContainerCredentials(state), Ec2Metadata(state), Sts(state),
-                         AzureManagedIdentity(state), EntraToken(state), GceMetadata(state),
+                         AzureManagedIdentity(state), AzureAppServiceIdentity(state), EntraToken(state),
+                         GceMetadata(state),
                          GoogleOAuthToken(state)]
         self.connections = {}  # socket -> thread serving it
         self.connections_lock = threading.Lock()

@@ -47,6 +47,7 @@ TENANT = "test-tenant"
 CLIENT = "test-client"
 ASSERTION = "test-federated-assertion"
 MI_CLIENT = "test-managed-identity-client"
+IDENTITY_HEADER = "test-identity-header"
 AZURE_TOKENS = ["az-token-0", "az-token-1"]
 GCE_TOKENS = ["gce-token-0", "gce-token-1"]
 EMAIL = "test-sa@test-project.iam.gserviceaccount.com"
@@ -56,17 +57,20 @@ BASE = {
     "aws": {"role_name": "test-role", "role_arn": ROLE_ARN, "web_identity_token": WEB_TOKEN,
             "container_path": CONTAINER_PATH, "container_authorization_token": CONTAINER_AUTH},
     "azure": {"tenant_id": TENANT, "client_id": CLIENT, "client_assertion": ASSERTION,
-              "managed_identity_client_id": MI_CLIENT, "access_tokens": AZURE_TOKENS},
+              "managed_identity_client_id": MI_CLIENT, "identity_header": IDENTITY_HEADER,
+              "access_tokens": AZURE_TOKENS},
     "gce": {"service_account_email": EMAIL, "project_id": "test-project", "access_tokens": GCE_TOKENS},
 }
 # Values the request log must never show.
-SECRET_VALUES = [WEB_TOKEN, CONTAINER_AUTH, ASSERTION] + AZURE_TOKENS + GCE_TOKENS + \
+SECRET_VALUES = [WEB_TOKEN, CONTAINER_AUTH, ASSERTION, IDENTITY_HEADER] + AZURE_TOKENS + GCE_TOKENS + \
     [c["secret_access_key"] for c in CREDS] + [c["session_token"] for c in CREDS]
 
 TTL = "X-aws-ec2-metadata-token-ttl-seconds"
 IMDS_TOKEN = "X-aws-ec2-metadata-token"
 CREDS_PATH = "/latest/meta-data/iam/security-credentials/"
 AZURE_PATH = "/metadata/identity/oauth2/token?api-version=2018-02-01&resource=" + \
+    urllib.parse.quote("https://storage.azure.com/", safe="")
+APP_SERVICE_PATH = "/msi/token?api-version=2019-08-01&resource=" + \
     urllib.parse.quote("https://storage.azure.com/", safe="")
 ENTRA_PATH = "/%s/oauth2/v2.0/token" % TENANT
 GCE_TOKEN_PATH = "/computeMetadata/v1/instance/service-accounts/default/token"
@@ -366,6 +370,46 @@ class AzureManagedIdentityTest(FakeTest):
         self.assertEqual(status, 200)
 
 
+class AzureAppServiceTest(FakeTest):
+    HEADER = {"X-IDENTITY-HEADER": IDENTITY_HEADER}
+
+    def test_token(self):
+        started = time.time()
+        status, headers, document = call_json("GET", APP_SERVICE_PATH, self.HEADER)
+        self.assertEqual(status, 200, document)
+        self.assertEqual(headers["Content-Type"], "application/json; charset=utf-8")
+        self.assertEqual(set(document), {"access_token", "expires_on", "resource", "token_type", "client_id"})
+        self.assertEqual(document["access_token"], AZURE_TOKENS[0])
+        self.assertEqual(document["token_type"], "Bearer")
+        self.assertEqual(document["resource"], "https://storage.azure.com/")
+        self.assertAbout(int(document["expires_on"]), started + 60)
+        (entry,) = self.log()
+        self.assertEqual((entry["service"], entry["secrets"]), ("azure_app_service", {"X-IDENTITY-HEADER": "match"}))
+
+    def test_identity_header_required(self):
+        for headers, outcome in (({}, "missing"), ({"X-IDENTITY-HEADER": "wrong"}, "mismatch")):
+            status, _, document = call_json("GET", APP_SERVICE_PATH, headers)
+            self.assertEqual((status, document["error"]), (401, "unauthorized"), headers)
+        self.assertEqual([e["secrets"]["X-IDENTITY-HEADER"] for e in self.log()], ["missing", "mismatch"])
+
+    def test_parameter_refusals(self):
+        resource = "&resource=" + urllib.parse.quote("https://storage.azure.com/", safe="")
+        cases = [("/msi/token?api-version=2017-09-01" + resource, "invalid_request"),
+                 ("/msi/token?api-version=2019-08-01", "invalid_request"),
+                 ("/msi/token?api-version=2019-08-01&resource=https://vault.azure.net", "invalid_resource"),
+                 (APP_SERVICE_PATH + "&client_id=someone-else", "invalid_request")]
+        for path, error in cases:
+            status, _, document = call_json("GET", path, self.HEADER)
+            self.assertEqual((status, document["error"]), (400, error), path)
+        status, _, document = call_json("GET", APP_SERVICE_PATH + "&client_id=" + MI_CLIENT, self.HEADER)
+        self.assertEqual((status, document["client_id"]), (200, MI_CLIENT))
+
+    def test_rotation_of_its_own(self):
+        call_json("GET", AZURE_PATH, {"Metadata": "true"})  # IMDS's rotation: not this one
+        tokens = [call_json("GET", APP_SERVICE_PATH, self.HEADER)[2]["access_token"] for _ in range(2)]
+        self.assertEqual(tokens, AZURE_TOKENS)
+
+
 class EntraTest(FakeTest):
     def test_token(self):
         status, headers, document = call_json("POST", ENTRA_PATH, body=entra_form())
@@ -577,9 +621,11 @@ class RequestLogTest(FakeTest):
         call("GET", CONTAINER_PATH, {"Authorization": CONTAINER_AUTH})
         call("GET", AZURE_PATH, {"Metadata": "true"})
         call("GET", GCE_TOKEN_PATH, GceMetadataTest.FLAVOR)
+        call("GET", APP_SERVICE_PATH, AzureAppServiceTest.HEADER)
         log = self.log()
         self.assertEqual([e["service"] for e in log],
-                         ["ec2_imds", "ec2_imds", "sts", "entra", "container", "azure_imds", "gce_metadata"])
+                         ["ec2_imds", "ec2_imds", "sts", "entra", "container", "azure_imds", "gce_metadata",
+                          "azure_app_service"])
         for entry in log:
             self.assertEqual(set(entry), {"seq", "time", "method", "path", "query", "form", "headers",
                                           "service", "expected_headers", "secrets", "issued", "fault",
@@ -735,7 +781,7 @@ def leftovers():
 
 if __name__ == "__main__":
     sys.exit(runner.run("credential_endpoints", FAKE,
-                        [Ec2MetadataTest, ContainerTest, StsTest, AzureManagedIdentityTest, EntraTest,
+                        [Ec2MetadataTest, ContainerTest, StsTest, AzureManagedIdentityTest, AzureAppServiceTest, EntraTest,
                          GceMetadataTest, RotationTest, FaultTest, RequestLogTest, HttpTest,
                          CommandLineTest],
                         leftovers))

@@ -5,8 +5,10 @@ OAuth check (a token must be a JWT for Azure Storage's audience, from an
 Entra issuer, in its validity window; Azurite does not check the
 signature). The loopback fake of the token endpoints
 (tests/fakes/credential_endpoints.py) hands out such tokens, as the
-instance metadata service (managed identity) and as the Entra token
-endpoint (workload identity, for a federated token file). A cluster of this
+instance metadata service (managed identity), as the local endpoint of App
+Service and Container Apps (managed identity there, IDENTITY_ENDPOINT) and
+as the Entra token endpoint (workload identity, for a federated token
+file). A cluster of this
 test's own is started with the environment AKS and Azure VMs give, and
 backends registered with "credentials" and "ca_file" (the certificate)
 write, read, copy, sign URLs with a user delegation key, and renew their
@@ -50,6 +52,7 @@ TENANT = "00000000-0000-0000-0000-00000000000a"
 CLIENT = "00000000-0000-0000-0000-00000000000c"
 ASSERTION = "federated-token-of-the-pod"
 CONTAINER = "identity-container"
+APP_SERVICE_SECRET = "identity-header-of-the-app"
 
 
 def b64url(data):
@@ -131,6 +134,7 @@ class Fixture:
         self.fake = CredentialEndpoints({"lifetime_seconds": 3600,
                                          "azure": {"tenant_id": TENANT, "client_id": CLIENT,
                                                    "client_assertion": ASSERTION,
+                                                   "identity_header": APP_SERVICE_SECRET,
                                                    "access_tokens": [jwt(n, 3600) for n in range(1, 9)]}})
         self.fake.start()
         token_file = os.path.join(self.dir, "federated-token")
@@ -145,6 +149,15 @@ class Fixture:
         self.port = int(out.stdout.decode().split()[-1])
         # Again, with the environment AKS (workload identity) and Azure VMs
         # (the metadata service) give.
+        self.environment = {"AZURE_POD_IDENTITY_AUTHORITY_HOST": self.fake.url,
+                            "AZURE_AUTHORITY_HOST": self.fake.url, "AZURE_TENANT_ID": TENANT,
+                            "AZURE_CLIENT_ID": CLIENT, "AZURE_FEDERATED_TOKEN_FILE": token_file}
+        self.restart()
+        with self.connect() as conn:
+            conn.cursor().execute("CREATE EXTENSION stored_object")
+
+    def restart(self, more_environment=None):
+        """The server again, with this environment (and more)."""
         cluster = os.path.join(self.dir, "cluster")
         data = os.path.join(cluster, "data")
         as_postgres([PG_BIN + "/pg_ctl", "-D", data, "-m", "fast", "-w", "stop"])
@@ -152,11 +165,7 @@ class Fixture:
                    "-c shared_preload_libraries=stored_object" % (self.port, cluster))
         as_postgres([PG_BIN + "/pg_ctl", "-D", data, "-l", os.path.join(cluster, "server.log"), "-w",
                      "-o", options, "start"],
-                    env={"AZURE_POD_IDENTITY_AUTHORITY_HOST": self.fake.url,
-                         "AZURE_AUTHORITY_HOST": self.fake.url, "AZURE_TENANT_ID": TENANT,
-                         "AZURE_CLIENT_ID": CLIENT, "AZURE_FEDERATED_TOKEN_FILE": token_file})
-        with self.connect() as conn:
-            conn.cursor().execute("CREATE EXTENSION stored_object")
+                    env=dict(self.environment, **(more_environment or {})))
 
     def stop(self):
         if self.port:
@@ -198,7 +207,7 @@ class Fixture:
 FX = Fixture()
 
 
-class AzureIdentityTest(unittest.TestCase):
+class IdentityBase(unittest.TestCase):
     def roundtrip(self, key, credentials, service):
         FX.fake.clear_requests()
         conn = FX.connect()
@@ -221,6 +230,8 @@ class AzureIdentityTest(unittest.TestCase):
         self.assertEqual(len(FX.token_requests(service)), 1)
         return conn
 
+
+class AzureIdentityTest(IdentityBase):
     def test_managed_identity(self):
         self.roundtrip("az_mi", "managed_identity", "azure_imds")
         (imds,) = FX.token_requests("azure_imds")
@@ -308,5 +319,38 @@ class AzureIdentityTest(unittest.TestCase):
         self.assertIn("\"credentials\": \"managed_identity\"", caught.exception.diag.message_detail)
 
 
+
+class AppServiceIdentityTest(IdentityBase):
+    """The server as App Service, Functions and Container Apps run it:
+    IDENTITY_ENDPOINT and IDENTITY_HEADER come before the metadata service."""
+
+    @classmethod
+    def setUpClass(cls):
+        FX.restart({"IDENTITY_ENDPOINT": FX.fake.url + "/msi/token", "IDENTITY_HEADER": APP_SERVICE_SECRET})
+
+    @classmethod
+    def tearDownClass(cls):
+        FX.restart()
+
+    def test_managed_identity_asks_the_hosting_service(self):
+        self.roundtrip("az_app", "managed_identity", "azure_app_service")
+        self.assertEqual(FX.token_requests("azure_imds"), [])
+        (asked,) = FX.token_requests("azure_app_service")
+        self.assertEqual(asked["secrets"], {"X-IDENTITY-HEADER": "match"})
+        self.assertEqual(asked["query"]["api-version"], "2019-08-01")
+
+    def test_wrong_secret_is_refused_without_showing_it(self):
+        FX.fake.configure({"azure": {"identity_header": "another-secret"}})
+        self.addCleanup(FX.fake.configure, {"azure": {"identity_header": APP_SERVICE_SECRET}})
+        conn = FX.connect()
+        self.addCleanup(conn.close)
+        FX.register(conn, "az_app_refused", "managed_identity")
+        with self.assertRaises(psycopg2.Error) as caught:
+            conn.cursor().execute("SELECT so_put('az_app_refused', 'x.txt', 'x')")
+        e = caught.exception
+        self.assertEqual(e.pgcode, "42501", e.pgerror)
+        self.assertIn("managed_identity token provider was refused a token: HTTP 401", e.diag.message_primary)
+        self.assertNotIn(APP_SERVICE_SECRET, e.pgerror + (e.diag.message_detail or ""))
+
 if __name__ == "__main__":
-    sys.exit(runner.run(FX.name, FX, [AzureIdentityTest]))
+    sys.exit(runner.run(FX.name, FX, [AzureIdentityTest, AppServiceIdentityTest]))
