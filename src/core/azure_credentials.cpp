@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <ctime>
+#include <optional>
 
 #include "core/aws_credentials.hpp"
 #include "core/environment.hpp"
@@ -71,27 +72,44 @@ AccessToken parse_token(const http::Response &response, const char *provider, in
     return t;
 }
 
-AccessToken workload_identity(int64_t now) {
-    std::string tenant = environment("AZURE_TENANT_ID"), client = environment("AZURE_CLIENT_ID"),
-                file = environment("AZURE_FEDERATED_TOKEN_FILE");
-    if (tenant.empty() || client.empty() || file.empty())
-        throw NotSetUp{"AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_FEDERATED_TOKEN_FILE are not all set"};
+// Entra's client-credentials grant for the app AZURE_CLIENT_ID of tenant
+// AZURE_TENANT_ID, proving itself with credential (form fields).
+AccessToken entra_token(const std::string &tenant, const std::string &client, const std::string &credential,
+                        const char *provider, int64_t now) {
     std::string authority = environment("AZURE_AUTHORITY_HOST");
     if (authority.empty()) authority = "https://login.microsoftonline.com";
-    // Read again at each refresh: Kubernetes rotates the token in place.
-    std::string assertion = read_token_file(file);
     std::string body = "grant_type=client_credentials&client_id=" + uri::encode(client, false) +
-                       "&scope=" + uri::encode(std::string(kStorageResource) + ".default", false) +
-                       "&client_assertion_type=" +
-                       uri::encode("urn:ietf:params:oauth:client-assertion-type:jwt-bearer", false) +
-                       "&client_assertion=" + uri::encode(assertion, false);
+                       "&scope=" + uri::encode(std::string(kStorageResource) + ".default", false) + "&" + credential;
     http::Request req;
     req.method = "POST";
     req.url = without_trailing_slash(authority) + "/" + uri::encode(tenant, false) + "/oauth2/v2.0/token";
     req.headers = {{"Content-Type", "application/x-www-form-urlencoded"}, {"Accept", "application/json"}};
     req.body = body.data();
     req.body_size = body.size();
-    return parse_token(send(req, "workload_identity", 10000), "workload_identity", now);
+    return parse_token(send(req, provider, 10000), provider, now);
+}
+
+// A service principal's secret, as the SDKs' EnvironmentCredential takes it.
+AccessToken client_secret(int64_t now) {
+    std::string tenant = environment("AZURE_TENANT_ID"), client = environment("AZURE_CLIENT_ID"),
+                secret = environment("AZURE_CLIENT_SECRET");
+    if (tenant.empty() || client.empty() || secret.empty())
+        throw NotSetUp{"AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET are not all set"};
+    return entra_token(tenant, client, "client_secret=" + uri::encode(secret, false), "client_secret", now);
+}
+
+AccessToken workload_identity(int64_t now) {
+    std::string tenant = environment("AZURE_TENANT_ID"), client = environment("AZURE_CLIENT_ID"),
+                file = environment("AZURE_FEDERATED_TOKEN_FILE");
+    if (tenant.empty() || client.empty() || file.empty())
+        throw NotSetUp{"AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_FEDERATED_TOKEN_FILE are not all set"};
+    // Read again at each refresh: Kubernetes rotates the token in place.
+    std::string assertion = read_token_file(file);
+    return entra_token(tenant, client,
+                       "client_assertion_type=" +
+                           uri::encode("urn:ietf:params:oauth:client-assertion-type:jwt-bearer", false) +
+                           "&client_assertion=" + uri::encode(assertion, false),
+                       "workload_identity", now);
 }
 
 // App Service, Azure Functions and Container Apps: a local endpoint that
@@ -133,6 +151,7 @@ AccessToken managed_identity(const TokenOptions &options, int64_t now) {
 const char *token_provider_name(TokenProvider provider) {
     switch (provider) {
         case TokenProvider::Chain: return "default";
+        case TokenProvider::ClientSecret: return "client_secret";
         case TokenProvider::WorkloadIdentity: return "workload_identity";
         case TokenProvider::ManagedIdentity: return "managed_identity";
     }
@@ -141,21 +160,27 @@ const char *token_provider_name(TokenProvider provider) {
 
 AccessToken fetch_token(const TokenOptions &options) {
     int64_t now = static_cast<int64_t>(std::time(nullptr));
-    std::string tried;
-    try {
-        if (options.provider != TokenProvider::ManagedIdentity) {
-            try {
-                return workload_identity(now);
-            } catch (const NotSetUp &skip) {
-                if (options.provider == TokenProvider::WorkloadIdentity) throw;
-                tried = std::string("workload_identity: ") + skip.why;
-            }
+    std::string tried;  // the providers the chain passed over, and why
+    // One provider: its own, or in the chain its turn (SDK order), passed
+    // over when its environment is not there.
+    auto attempt = [&](TokenProvider provider, auto fetch) -> std::optional<AccessToken> {
+        if (options.provider != TokenProvider::Chain && options.provider != provider) return std::nullopt;
+        try {
+            return fetch();
+        } catch (const NotSetUp &skip) {
+            if (options.provider == provider) throw;
+            tried += std::string(tried.empty() ? "" : "; ") + token_provider_name(provider) + ": " + skip.why;
+            return std::nullopt;
         }
+    };
+    try {
+        if (auto t = attempt(TokenProvider::ClientSecret, [&] { return client_secret(now); })) return *t;
+        if (auto t = attempt(TokenProvider::WorkloadIdentity, [&] { return workload_identity(now); })) return *t;
         return managed_identity(options, now);
     } catch (const NotSetUp &skip) {
         throw Error(ErrorKind::NotConfigured,
                     "storage backend " + quoted(options.backend) + " found no Azure credentials",
-                    "tried workload_identity: " + message_text(skip.why));
+                    std::string("tried ") + token_provider_name(options.provider) + ": " + message_text(skip.why));
     } catch (const Error &e) {
         throw Error(e.kind(), "storage backend " + quoted(options.backend) + " found no Azure credentials: " + e.what(),
                     tried.empty() ? e.detail() : "passed over: " + tried, e.hint());

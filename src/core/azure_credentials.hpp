@@ -2,6 +2,9 @@
 // DefaultAzureCredential finds them, from the database server's own
 // environment, for servers that hold no account key (AKS, VMs):
 //
+//   client secret      AZURE_TENANT_ID, AZURE_CLIENT_ID and
+//                      AZURE_CLIENT_SECRET: a service principal's secret,
+//                      sent to the Entra token endpoint
 //   workload identity  AZURE_TENANT_ID, AZURE_CLIENT_ID and
 //                      AZURE_FEDERATED_TOKEN_FILE: the federated token is
 //                      exchanged at the Entra token endpoint
@@ -28,9 +31,10 @@
 
 namespace so::azure {
 
-enum class TokenProvider { Chain, WorkloadIdentity, ManagedIdentity };
+enum class TokenProvider { Chain, ClientSecret, WorkloadIdentity, ManagedIdentity };
 
-const char *token_provider_name(TokenProvider provider);  // "default", "workload_identity", "managed_identity"
+// "default", "client_secret", "workload_identity", "managed_identity"
+const char *token_provider_name(TokenProvider provider);
 
 struct AccessToken : BearerToken {
     std::string provider;

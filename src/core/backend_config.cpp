@@ -466,9 +466,11 @@ OptionTable azure_options(AzureConfig &c) {
                                         [&c](const std::string &s) { c.endpoint = http_url("endpoint", s, true); })},
              {"credentials", string_option("credentials",
                                            [&c](const std::string &s) {
-                                               if (s != "default" && s != "workload_identity" && s != "managed_identity")
+                                               if (s != "default" && s != "client_secret" &&
+                                                   s != "workload_identity" && s != "managed_identity")
                                                    invalid("option \"credentials\" of an Azure backend must be "
-                                                           "\"default\", \"workload_identity\" or \"managed_identity\"");
+                                                           "\"default\", \"client_secret\", \"workload_identity\" "
+                                                           "or \"managed_identity\"");
                                                c.auth = AzureAuth::Token;
                                                c.token_provider = s;
                                            })},

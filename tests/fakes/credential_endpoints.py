@@ -9,7 +9,8 @@ One threaded HTTP/1.1 server on 127.0.0.1 speaks, on one port:
          STS AssumeRoleWithWebIdentity          POST / (form) or GET /?Action=...
   Azure  managed identity through IMDS          GET /metadata/identity/oauth2/token
          managed identity, App Service kind     GET /msi/token (X-IDENTITY-HEADER)
-         Entra token endpoint (workload id.)    POST /<tenant>/oauth2/v2.0/token
+         Entra token endpoint (workload id.,    POST /<tenant>/oauth2/v2.0/token
+         client secret)
   Google GCE metadata server                    GET /computeMetadata/v1/instance/service-accounts/...
 
 and a control endpoint under /__fake/ (request log, run-time settings,
@@ -81,6 +82,9 @@ DEFAULT_CONFIG = {
         "tenant_id": "00000000-0000-0000-0000-00000000000a",
         "client_id": "00000000-0000-0000-0000-00000000000c",  # workload identity app
         "client_assertion": "fake-federated-assertion",
+        # The app's client secret (service principal); None: it has none,
+        # and a client_secret is refused.
+        "client_secret": None,
         # A user-assigned managed identity, asked for with ?client_id=;
         # requests without client_id get the system-assigned identity.
         "managed_identity_client_id": None,
@@ -209,6 +213,7 @@ def check_config(config):
         raise ConfigError("azure.tenant_id may not contain '/'")
     _text(azure["managed_identity_client_id"], "azure.managed_identity_client_id", optional=True)
     _text(azure["identity_header"], "azure.identity_header")
+    _text(azure["client_secret"], "azure.client_secret", optional=True)
     _texts(azure["resources"], "azure.resources")
     _texts(azure["access_tokens"], "azure.access_tokens")
     gce = config["gce"]
@@ -773,7 +778,8 @@ class AzureAppServiceIdentity(AzureTokenService):
 
 class EntraToken:
     """Microsoft Entra's v2.0 token endpoint, client-credentials grant with
-    a federated client assertion (what workload identity sends)."""
+    a federated client assertion (what workload identity sends) or a client
+    secret (a service principal's)."""
 
     name = "entra"
     PATH = re.compile(r"/([^/]+)/oauth2/v2\.0/token")
@@ -839,6 +845,16 @@ class EntraToken:
             return self.error(400, "invalid_resource", 500011, "The resource principal named %s was "
                               "not found in the tenant named %s." % (resource, tenant))
         assertion = form.get("client_assertion")
+        if assertion is None and "client_secret" in form:
+            # A service principal's secret (what AZURE_CLIENT_SECRET holds).
+            expected = azure["client_secret"]
+            entry["secrets"] = {"client_secret": "mismatch" if expected is None
+                                else secret_check(expected, form["client_secret"])}
+            if entry["secrets"]["client_secret"] != "match":
+                return self.error(401, "invalid_client", 7000215, "Invalid client secret provided. Ensure "
+                                  "the secret being sent in the request is the client secret value, not the "
+                                  "client secret ID, for a secret added to app '%s'." % azure["client_id"])
+            return self.token(entry)
         entry["secrets"] = {"client_assertion": secret_check(azure["client_assertion"], assertion)}
         # An assertion without its type is no client credential at all.
         if assertion is None or form.get("client_assertion_type") != self.ASSERTION_TYPE:
@@ -848,6 +864,9 @@ class EntraToken:
             return self.error(401, "invalid_client", 700213, "No matching federated identity record "
                               "found for presented assertion subject. Check your federated identity "
                               "credential Subject, Audience and Issuer against the presented assertion.")
+        return self.token(entry)
+
+    def token(self, entry):
         issue = self.state.issue(self.name, "azure.access_tokens", reusable=False)
         entry["issued"] = issue.index
         lifetime = issue.expires_in()

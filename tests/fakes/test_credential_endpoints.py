@@ -48,6 +48,7 @@ CLIENT = "test-client"
 ASSERTION = "test-federated-assertion"
 MI_CLIENT = "test-managed-identity-client"
 IDENTITY_HEADER = "test-identity-header"
+CLIENT_SECRET = "test-client-secret"
 AZURE_TOKENS = ["az-token-0", "az-token-1"]
 GCE_TOKENS = ["gce-token-0", "gce-token-1"]
 EMAIL = "test-sa@test-project.iam.gserviceaccount.com"
@@ -58,11 +59,11 @@ BASE = {
             "container_path": CONTAINER_PATH, "container_authorization_token": CONTAINER_AUTH},
     "azure": {"tenant_id": TENANT, "client_id": CLIENT, "client_assertion": ASSERTION,
               "managed_identity_client_id": MI_CLIENT, "identity_header": IDENTITY_HEADER,
-              "access_tokens": AZURE_TOKENS},
+              "client_secret": CLIENT_SECRET, "access_tokens": AZURE_TOKENS},
     "gce": {"service_account_email": EMAIL, "project_id": "test-project", "access_tokens": GCE_TOKENS},
 }
 # Values the request log must never show.
-SECRET_VALUES = [WEB_TOKEN, CONTAINER_AUTH, ASSERTION, IDENTITY_HEADER] + AZURE_TOKENS + GCE_TOKENS + \
+SECRET_VALUES = [WEB_TOKEN, CONTAINER_AUTH, ASSERTION, IDENTITY_HEADER, CLIENT_SECRET] + AZURE_TOKENS + GCE_TOKENS + \
     [c["secret_access_key"] for c in CREDS] + [c["session_token"] for c in CREDS]
 
 TTL = "X-aws-ec2-metadata-token-ttl-seconds"
@@ -426,6 +427,21 @@ class EntraTest(FakeTest):
         for key in ("timestamp", "trace_id", "correlation_id", "error_uri"):
             self.assertIn(key, document)
         self.assertEqual(self.log()[-1]["secrets"], {"client_assertion": "mismatch"})
+
+    def test_client_secret(self):
+        secret_form = entra_form(client_assertion=None, client_assertion_type=None, client_secret=CLIENT_SECRET)
+        status, _, document = call_json("POST", ENTRA_PATH, body=secret_form)
+        self.assertEqual((status, document["access_token"]), (200, AZURE_TOKENS[0]), document)
+        self.assertEqual(self.log()[-1]["secrets"], {"client_secret": "match"})
+        self.assertEqual(self.log()[-1]["form"]["client_secret"], "<redacted>")
+        wrong = entra_form(client_assertion=None, client_assertion_type=None, client_secret="wrong")
+        status, _, document = call_json("POST", ENTRA_PATH, body=wrong)
+        self.assertEqual((status, document["error"], document["error_codes"]), (401, "invalid_client", [7000215]))
+        self.assertEqual(self.log()[-1]["secrets"], {"client_secret": "mismatch"})
+        # An app without a secret refuses every one.
+        self.assertEqual(control("POST", "config", {"azure": {"client_secret": None}})[0], 200)
+        status, _, document = call_json("POST", ENTRA_PATH, body=secret_form)
+        self.assertEqual((status, document["error_codes"]), (401, [7000215]))
 
     def test_refusals(self):
         cases = [

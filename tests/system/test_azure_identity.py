@@ -8,7 +8,7 @@ signature). The loopback fake of the token endpoints
 instance metadata service (managed identity), as the local endpoint of App
 Service and Container Apps (managed identity there, IDENTITY_ENDPOINT) and
 as the Entra token endpoint (workload identity, for a federated token
-file). A cluster of this
+file; a service principal, for AZURE_CLIENT_SECRET). A cluster of this
 test's own is started with the environment AKS and Azure VMs give, and
 backends registered with "credentials" and "ca_file" (the certificate)
 write, read, copy, sign URLs with a user delegation key, and renew their
@@ -53,6 +53,7 @@ CLIENT = "00000000-0000-0000-0000-00000000000c"
 ASSERTION = "federated-token-of-the-pod"
 CONTAINER = "identity-container"
 APP_SERVICE_SECRET = "identity-header-of-the-app"
+CLIENT_SECRET = "client-secret-of-the-service-principal"
 
 
 def b64url(data):
@@ -135,6 +136,7 @@ class Fixture:
                                          "azure": {"tenant_id": TENANT, "client_id": CLIENT,
                                                    "client_assertion": ASSERTION,
                                                    "identity_header": APP_SERVICE_SECRET,
+                                                   "client_secret": CLIENT_SECRET,
                                                    "access_tokens": [jwt(n, 3600) for n in range(1, 9)]}})
         self.fake.start()
         token_file = os.path.join(self.dir, "federated-token")
@@ -230,6 +232,15 @@ class IdentityBase(unittest.TestCase):
         self.assertEqual(len(FX.token_requests(service)), 1)
         return conn
 
+    def put_refused(self, key, credentials):
+        """Registers key with these credentials; the error of its first put."""
+        conn = FX.connect()
+        self.addCleanup(conn.close)
+        FX.register(conn, key, credentials)
+        with self.assertRaises(psycopg2.Error) as caught:
+            conn.cursor().execute("SELECT so_put(%s, 'x.txt', 'x')", (key,))
+        return caught.exception
+
 
 class AzureIdentityTest(IdentityBase):
     def test_managed_identity(self):
@@ -246,6 +257,15 @@ class AzureIdentityTest(IdentityBase):
     def test_default_takes_workload_identity_first(self):
         self.roundtrip("az_default", "default", "entra")
         self.assertEqual(FX.token_requests("azure_imds"), [])
+        (entra,) = FX.token_requests("entra")
+        self.assertEqual(entra["secrets"], {"client_assertion": "match"})
+
+    def test_client_secret_without_its_variable(self):
+        e = self.put_refused("az_no_secret", "client_secret")
+        self.assertEqual(e.pgcode, "55000", e.pgerror)
+        self.assertEqual(e.diag.message_primary, 'storage backend "az_no_secret" found no Azure credentials')
+        self.assertIn("tried client_secret: AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET are not all set",
+                      e.diag.message_detail or e.diag.message_hint or "")
 
     def test_user_delegation_sas_and_server_side_copy(self):
         conn = self.roundtrip("az_sas", "managed_identity", "azure_imds")
@@ -290,12 +310,7 @@ class AzureIdentityTest(IdentityBase):
     def test_refused_token_is_named_without_secrets(self):
         FX.fake.add_fault({"path_prefix": "/metadata/identity", "status": 400, "count": -1})
         self.addCleanup(FX.fake.clear_faults)
-        conn = FX.connect()
-        self.addCleanup(conn.close)
-        FX.register(conn, "az_refused", "managed_identity")
-        with self.assertRaises(psycopg2.Error) as caught:
-            conn.cursor().execute("SELECT so_put('az_refused', 'x.txt', 'x')")
-        e = caught.exception
+        e = self.put_refused("az_refused", "managed_identity")
         self.assertEqual(e.pgcode, "42501", e.pgerror)
         self.assertIn("az_refused", e.diag.message_primary)
         self.assertIn("managed_identity token provider", e.diag.message_primary)
@@ -342,15 +357,45 @@ class AppServiceIdentityTest(IdentityBase):
     def test_wrong_secret_is_refused_without_showing_it(self):
         FX.fake.configure({"azure": {"identity_header": "another-secret"}})
         self.addCleanup(FX.fake.configure, {"azure": {"identity_header": APP_SERVICE_SECRET}})
-        conn = FX.connect()
-        self.addCleanup(conn.close)
-        FX.register(conn, "az_app_refused", "managed_identity")
-        with self.assertRaises(psycopg2.Error) as caught:
-            conn.cursor().execute("SELECT so_put('az_app_refused', 'x.txt', 'x')")
-        e = caught.exception
+        e = self.put_refused("az_app_refused", "managed_identity")
         self.assertEqual(e.pgcode, "42501", e.pgerror)
         self.assertIn("managed_identity token provider was refused a token: HTTP 401", e.diag.message_primary)
         self.assertNotIn(APP_SERVICE_SECRET, e.pgerror + (e.diag.message_detail or ""))
 
+
+class ClientSecretTest(IdentityBase):
+    """A service principal's secret in AZURE_CLIENT_SECRET: "client_secret",
+    and first in "default", as in the SDKs' DefaultAzureCredential."""
+
+    @classmethod
+    def setUpClass(cls):
+        FX.restart({"AZURE_CLIENT_SECRET": CLIENT_SECRET})
+
+    @classmethod
+    def tearDownClass(cls):
+        FX.restart()
+
+    def test_client_secret(self):
+        self.roundtrip("az_secret", "client_secret", "entra")
+        (entra,) = FX.token_requests("entra")
+        self.assertEqual(entra["secrets"], {"client_secret": "match"})
+        self.assertEqual(entra["form"]["client_secret"], "<redacted>")
+
+    def test_default_takes_the_secret_first(self):
+        self.roundtrip("az_secret_default", "default", "entra")
+        (entra,) = FX.token_requests("entra")
+        self.assertEqual(entra["secrets"], {"client_secret": "match"})
+
+    def test_wrong_secret_is_refused_without_showing_it(self):
+        FX.fake.configure({"azure": {"client_secret": "another-secret"}})
+        self.addCleanup(FX.fake.configure, {"azure": {"client_secret": CLIENT_SECRET}})
+        e = self.put_refused("az_secret_refused", "default")
+        # The chain stops at a provider that is set up and fails, as the SDKs' does.
+        self.assertEqual(e.pgcode, "42501", e.pgerror)
+        self.assertIn("client_secret token provider was refused a token: HTTP 401 invalid_client",
+                      e.diag.message_primary)
+        self.assertEqual(FX.token_requests("azure_imds"), [])
+        self.assertNotIn(CLIENT_SECRET, e.pgerror + (e.diag.message_detail or ""))
+
 if __name__ == "__main__":
-    sys.exit(runner.run(FX.name, FX, [AzureIdentityTest, AppServiceIdentityTest]))
+    sys.exit(runner.run(FX.name, FX, [AzureIdentityTest, AppServiceIdentityTest, ClientSecretTest]))
