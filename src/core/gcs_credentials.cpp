@@ -9,6 +9,7 @@
 #include "core/gcs_signer.hpp"
 #include "core/http_client.hpp"
 #include "core/json.hpp"
+#include "core/rsa_key.hpp"
 #include "core/uri.hpp"
 
 namespace so::gcs {
@@ -61,14 +62,13 @@ std::string json_string(const std::string &s) {
 // accounts: a JWT of the account, signed RS256 with its key.
 BearerToken from_service_account(const std::string &path, int64_t now) {
     ServiceAccount account = parse_service_account(read_private_file(path));
-    RsaSigner signer(account);
+    crypto::RsaPrivateKey key(account.private_key_pem, "the service account's private_key");
     std::string header = "{\"alg\":\"RS256\",\"typ\":\"JWT\"" +
                          (account.private_key_id.empty() ? "" : ",\"kid\":" + json_string(account.private_key_id)) + "}";
     std::string claims = "{\"iss\":" + json_string(account.client_email) + ",\"scope\":" + json_string(kStorageScope) +
                          ",\"aud\":" + json_string(account.token_uri) + ",\"iat\":" + std::to_string(now) +
                          ",\"exp\":" + std::to_string(now + 3600) + "}";
-    std::string unsigned_jwt = crypto::base64url(header) + "." + crypto::base64url(claims);
-    std::string jwt = unsigned_jwt + "." + crypto::base64url(signer.sign_bytes(unsigned_jwt));
+    std::string jwt = crypto::rs256_jwt(key, header, claims);
     std::string body = "grant_type=" + uri::encode("urn:ietf:params:oauth:grant-type:jwt-bearer", false) +
                        "&assertion=" + uri::encode(jwt, false);
     http::Client client(http::Timeouts{5000, 10000});

@@ -1,9 +1,5 @@
 #include "core/gcs_signer.hpp"
 
-#include <openssl/bio.h>
-#include <openssl/evp.h>
-#include <openssl/pem.h>
-
 #include <algorithm>
 #include <cctype>
 #include <ctime>
@@ -11,6 +7,7 @@
 #include "core/crypto.hpp"
 #include "core/error.hpp"
 #include "core/json.hpp"
+#include "core/rsa_key.hpp"
 #include "core/uri.hpp"
 
 namespace so::gcs {
@@ -142,19 +139,9 @@ ServiceAccount parse_service_account(std::string_view json_text) {
     return account;
 }
 
-struct RsaSigner::Key {
-    EVP_PKEY *pkey = nullptr;
-    ~Key() { EVP_PKEY_free(pkey); }
-};
-
-RsaSigner::RsaSigner(const ServiceAccount &account) : key_(std::make_unique<Key>()), client_email_(account.client_email) {
-    BIO *bio = BIO_new_mem_buf(account.private_key_pem.data(), static_cast<int>(account.private_key_pem.size()));
-    if (!bio) throw Error(ErrorKind::Internal, "out of memory reading a private key");
-    key_->pkey = PEM_read_bio_PrivateKey(bio, nullptr, nullptr, nullptr);
-    BIO_free(bio);
-    if (!key_->pkey || EVP_PKEY_base_id(key_->pkey) != EVP_PKEY_RSA)
-        invalid("the service account's private_key is not an RSA private key in PEM");
-}
+RsaSigner::RsaSigner(const ServiceAccount &account)
+    : key_(std::make_unique<crypto::RsaPrivateKey>(account.private_key_pem, "the service account's private_key")),
+      client_email_(account.client_email) {}
 
 RsaSigner::~RsaSigner() = default;
 
@@ -163,18 +150,7 @@ std::string RsaSigner::sign_url(const UrlRequest &r) const {
     return p.url_head + "&X-Goog-Signature=" + crypto::hex(sign_bytes(p.to_sign));
 }
 
-std::string RsaSigner::sign_bytes(std::string_view data) const {
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    std::string signature(static_cast<size_t>(EVP_PKEY_get_size(key_->pkey)), '\0');
-    size_t length = signature.size();
-    bool ok = ctx && EVP_DigestSignInit(ctx, nullptr, EVP_sha256(), nullptr, key_->pkey) == 1 &&
-              EVP_DigestSign(ctx, reinterpret_cast<unsigned char *>(signature.data()), &length,
-                             reinterpret_cast<const unsigned char *>(data.data()), data.size()) == 1;
-    EVP_MD_CTX_free(ctx);
-    if (!ok) throw Error(ErrorKind::Internal, "RSA signing failed");
-    signature.resize(length);
-    return signature;
-}
+std::string RsaSigner::sign_bytes(std::string_view data) const { return key_->sign_sha256(data); }
 
 HmacSigner::HmacSigner(std::string access_id, std::string secret)
     : plain_(std::make_shared<PlainUrlState>()), access_id_(std::move(access_id)), secret_(std::move(secret)) {

@@ -12,6 +12,8 @@
 #include <utility>
 #include <vector>
 
+#include "core/rsa_key.hpp"
+
 namespace so::gcs {
 
 // What a V4 signature needs of a service account key file (JSON).
@@ -58,8 +60,7 @@ public:
     const std::string &canonical_request() const { return canonical_request_; }
 
 private:
-    struct Key;
-    std::unique_ptr<Key> key_;
+    std::unique_ptr<crypto::RsaPrivateKey> key_;
     std::string client_email_;
     mutable std::string canonical_request_;
 };
