@@ -3,13 +3,16 @@
 #include <algorithm>
 #include <cstdlib>
 #include <ctime>
+#include <memory>
 #include <optional>
 
 #include "core/aws_credentials.hpp"
+#include "core/crypto.hpp"
 #include "core/environment.hpp"
 #include "core/error.hpp"
 #include "core/http_client.hpp"
 #include "core/json.hpp"
+#include "core/rsa_key.hpp"
 #include "core/uri.hpp"
 
 namespace so::azure {
@@ -72,21 +75,37 @@ AccessToken parse_token(const http::Response &response, const char *provider, in
     return t;
 }
 
+// The tenant's Entra token endpoint (AZURE_AUTHORITY_HOST for sovereign
+// clouds and tests).
+std::string token_url(const std::string &tenant) {
+    std::string authority = environment("AZURE_AUTHORITY_HOST");
+    if (authority.empty()) authority = "https://login.microsoftonline.com";
+    return without_trailing_slash(authority) + "/" + uri::encode(tenant, false) + "/oauth2/v2.0/token";
+}
+
 // Entra's client-credentials grant for the app AZURE_CLIENT_ID of tenant
 // AZURE_TENANT_ID, proving itself with credential (form fields).
 AccessToken entra_token(const std::string &tenant, const std::string &client, const std::string &credential,
                         const char *provider, int64_t now) {
-    std::string authority = environment("AZURE_AUTHORITY_HOST");
-    if (authority.empty()) authority = "https://login.microsoftonline.com";
     std::string body = "grant_type=client_credentials&client_id=" + uri::encode(client, false) +
                        "&scope=" + uri::encode(std::string(kStorageResource) + ".default", false) + "&" + credential;
     http::Request req;
     req.method = "POST";
-    req.url = without_trailing_slash(authority) + "/" + uri::encode(tenant, false) + "/oauth2/v2.0/token";
+    req.url = token_url(tenant);
     req.headers = {{"Content-Type", "application/x-www-form-urlencoded"}, {"Accept", "application/json"}};
     req.body = body.data();
     req.body_size = body.size();
     return parse_token(send(req, provider, 10000), provider, now);
+}
+
+// The same, proving itself with a JWT (RFC 7523 client authentication).
+AccessToken entra_token_for_assertion(const std::string &tenant, const std::string &client,
+                                      const std::string &assertion, const char *provider, int64_t now) {
+    return entra_token(tenant, client,
+                       "client_assertion_type=" +
+                           uri::encode("urn:ietf:params:oauth:client-assertion-type:jwt-bearer", false) +
+                           "&client_assertion=" + uri::encode(assertion, false),
+                       provider, now);
 }
 
 // A service principal's secret, as the SDKs' EnvironmentCredential takes it.
@@ -98,18 +117,42 @@ AccessToken client_secret(int64_t now) {
     return entra_token(tenant, client, "client_secret=" + uri::encode(secret, false), "client_secret", now);
 }
 
+// A service principal's certificate, as the SDKs' EnvironmentCredential
+// takes it: a PEM file with the private key and the certificate. The client
+// assertion is a JWT the key signs, naming the certificate by its SHA-1
+// thumbprint ("x5t"), for the token endpoint ("aud") and five minutes.
+AccessToken client_certificate(int64_t now) {
+    std::string tenant = environment("AZURE_TENANT_ID"), client = environment("AZURE_CLIENT_ID"),
+                path = environment("AZURE_CLIENT_CERTIFICATE_PATH");
+    if (tenant.empty() || client.empty() || path.empty())
+        throw NotSetUp{"AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_CERTIFICATE_PATH are not all set"};
+    const std::string what = "AZURE_CLIENT_CERTIFICATE_PATH (" + quoted(path) + ")";
+    std::string pem = read_private_file(path);
+    // The server's own file, not a parameter: 55000 rather than 22023.
+    std::unique_ptr<crypto::RsaPrivateKey> key;
+    try {
+        key = std::make_unique<crypto::RsaPrivateKey>(pem, what);
+    } catch (const Error &e) {
+        throw Error(ErrorKind::NotConfigured, e.what());
+    }
+    std::optional<std::string> thumbprint = crypto::certificate_sha1_thumbprint(pem);
+    if (!thumbprint) throw Error(ErrorKind::NotConfigured, what + " holds no certificate in PEM beside its key");
+    std::string header = "{\"alg\":\"RS256\",\"typ\":\"JWT\",\"x5t\":\"" + crypto::base64url(*thumbprint) + "\"}";
+    std::string claims = "{\"aud\":" + json::quoted_string(token_url(tenant)) +
+                         ",\"iss\":" + json::quoted_string(client) + ",\"sub\":" + json::quoted_string(client) +
+                         ",\"jti\":\"" + crypto::hex(crypto::random_bytes(16)) + "\",\"nbf\":" + std::to_string(now) +
+                         ",\"exp\":" + std::to_string(now + 300) + "}";
+    return entra_token_for_assertion(tenant, client, crypto::rs256_jwt(*key, header, claims), "client_certificate",
+                                     now);
+}
+
 AccessToken workload_identity(int64_t now) {
     std::string tenant = environment("AZURE_TENANT_ID"), client = environment("AZURE_CLIENT_ID"),
                 file = environment("AZURE_FEDERATED_TOKEN_FILE");
     if (tenant.empty() || client.empty() || file.empty())
         throw NotSetUp{"AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_FEDERATED_TOKEN_FILE are not all set"};
     // Read again at each refresh: Kubernetes rotates the token in place.
-    std::string assertion = read_token_file(file);
-    return entra_token(tenant, client,
-                       "client_assertion_type=" +
-                           uri::encode("urn:ietf:params:oauth:client-assertion-type:jwt-bearer", false) +
-                           "&client_assertion=" + uri::encode(assertion, false),
-                       "workload_identity", now);
+    return entra_token_for_assertion(tenant, client, read_token_file(file), "workload_identity", now);
 }
 
 // App Service, Azure Functions and Container Apps: a local endpoint that
@@ -152,6 +195,7 @@ const char *token_provider_name(TokenProvider provider) {
     switch (provider) {
         case TokenProvider::Chain: return "default";
         case TokenProvider::ClientSecret: return "client_secret";
+        case TokenProvider::ClientCertificate: return "client_certificate";
         case TokenProvider::WorkloadIdentity: return "workload_identity";
         case TokenProvider::ManagedIdentity: return "managed_identity";
     }
@@ -175,6 +219,7 @@ AccessToken fetch_token(const TokenOptions &options) {
     };
     try {
         if (auto t = attempt(TokenProvider::ClientSecret, [&] { return client_secret(now); })) return *t;
+        if (auto t = attempt(TokenProvider::ClientCertificate, [&] { return client_certificate(now); })) return *t;
         if (auto t = attempt(TokenProvider::WorkloadIdentity, [&] { return workload_identity(now); })) return *t;
         return managed_identity(options, now);
     } catch (const NotSetUp &skip) {

@@ -5,6 +5,9 @@
 //   client secret      AZURE_TENANT_ID, AZURE_CLIENT_ID and
 //                      AZURE_CLIENT_SECRET: a service principal's secret,
 //                      sent to the Entra token endpoint
+//   client certificate AZURE_TENANT_ID, AZURE_CLIENT_ID and
+//                      AZURE_CLIENT_CERTIFICATE_PATH (PEM: key and
+//                      certificate): a JWT it signs, sent there
 //   workload identity  AZURE_TENANT_ID, AZURE_CLIENT_ID and
 //                      AZURE_FEDERATED_TOKEN_FILE: the federated token is
 //                      exchanged at the Entra token endpoint
@@ -31,9 +34,9 @@
 
 namespace so::azure {
 
-enum class TokenProvider { Chain, ClientSecret, WorkloadIdentity, ManagedIdentity };
+enum class TokenProvider { Chain, ClientSecret, ClientCertificate, WorkloadIdentity, ManagedIdentity };
 
-// "default", "client_secret", "workload_identity", "managed_identity"
+// "default", "client_secret", "client_certificate", "workload_identity", "managed_identity"
 const char *token_provider_name(TokenProvider provider);
 
 struct AccessToken : BearerToken {

@@ -149,10 +149,11 @@ AzureStore::AzureStore(std::string backend_key, const AzureConfig &config)
     if (config.auth == AzureAuth::SharedKey) key_ = std::make_unique<azure::SharedKey>(config.account, config.account_key);
     if (config.auth == AzureAuth::Token) {
         azure::TokenOptions options;
-        options.provider = config.token_provider == "client_secret"       ? azure::TokenProvider::ClientSecret
-                           : config.token_provider == "workload_identity" ? azure::TokenProvider::WorkloadIdentity
-                           : config.token_provider == "managed_identity"  ? azure::TokenProvider::ManagedIdentity
-                                                                          : azure::TokenProvider::Chain;
+        options.provider = config.token_provider == "client_secret"        ? azure::TokenProvider::ClientSecret
+                           : config.token_provider == "client_certificate" ? azure::TokenProvider::ClientCertificate
+                           : config.token_provider == "workload_identity"  ? azure::TokenProvider::WorkloadIdentity
+                           : config.token_provider == "managed_identity"   ? azure::TokenProvider::ManagedIdentity
+                                                                           : azure::TokenProvider::Chain;
         options.client_id = config.client_id;
         options.backend = backend_key_;
         tokens_ = std::make_unique<BearerTokenCache>([options](int64_t) -> BearerToken {

@@ -467,10 +467,11 @@ OptionTable azure_options(AzureConfig &c) {
              {"credentials", string_option("credentials",
                                            [&c](const std::string &s) {
                                                if (s != "default" && s != "client_secret" &&
-                                                   s != "workload_identity" && s != "managed_identity")
+                                                   s != "client_certificate" && s != "workload_identity" &&
+                                                   s != "managed_identity")
                                                    invalid("option \"credentials\" of an Azure backend must be "
-                                                           "\"default\", \"client_secret\", \"workload_identity\" "
-                                                           "or \"managed_identity\"");
+                                                           "\"default\", \"client_secret\", \"client_certificate\", "
+                                                           "\"workload_identity\" or \"managed_identity\"");
                                                c.auth = AzureAuth::Token;
                                                c.token_provider = s;
                                            })},

@@ -103,7 +103,8 @@ struct AzureConfig {
     AzureAuth auth = AzureAuth::SharedKey;
     std::string account_key;  // base64, as the portal shows it
     std::string sas_token;    // without the leading '?'
-    std::string token_provider;  // AzureAuth::Token: "default", "client_secret", "workload_identity", "managed_identity"
+    // AzureAuth::Token: "default", "client_secret", "client_certificate", "workload_identity", "managed_identity"
+    std::string token_provider;
     std::string client_id;       // a user-assigned managed identity
     std::string ca_file;         // PEM CA certificates to verify the endpoint with (a private CA)
     bool restricted = false;  // as S3Config::restricted

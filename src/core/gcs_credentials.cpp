@@ -51,22 +51,15 @@ BearerToken from_metadata_server(int64_t now) {
     return parse_token(client.perform(req), "metadata server", now);
 }
 
-std::string json_string(const std::string &s) {
-    json::Value v;
-    v.kind = json::Value::Kind::String;
-    v.text = s;
-    return json::write(v);
-}
-
 // The OAuth 2.0 JWT bearer grant (RFC 7523) Google documents for service
 // accounts: a JWT of the account, signed RS256 with its key.
 BearerToken from_service_account(const std::string &path, int64_t now) {
     ServiceAccount account = parse_service_account(read_private_file(path));
     crypto::RsaPrivateKey key(account.private_key_pem, "the service account's private_key");
     std::string header = "{\"alg\":\"RS256\",\"typ\":\"JWT\"" +
-                         (account.private_key_id.empty() ? "" : ",\"kid\":" + json_string(account.private_key_id)) + "}";
-    std::string claims = "{\"iss\":" + json_string(account.client_email) + ",\"scope\":" + json_string(kStorageScope) +
-                         ",\"aud\":" + json_string(account.token_uri) + ",\"iat\":" + std::to_string(now) +
+                         (account.private_key_id.empty() ? "" : ",\"kid\":" + json::quoted_string(account.private_key_id)) + "}";
+    std::string claims = "{\"iss\":" + json::quoted_string(account.client_email) + ",\"scope\":" + json::quoted_string(kStorageScope) +
+                         ",\"aud\":" + json::quoted_string(account.token_uri) + ",\"iat\":" + std::to_string(now) +
                          ",\"exp\":" + std::to_string(now + 3600) + "}";
     std::string jwt = crypto::rs256_jwt(key, header, claims);
     std::string body = "grant_type=" + uri::encode("urn:ietf:params:oauth:grant-type:jwt-bearer", false) +

@@ -327,6 +327,12 @@ void write_string(std::string_view s, std::string &out) {
     out += '"';
 }
 
+std::string quoted_string(std::string_view s) {
+    std::string out;
+    write_string(s, out);
+    return out;
+}
+
 void write(const Value &v, std::string &out) {
     switch (v.kind) {
         case Value::Kind::Null: out += "null"; break;

@@ -45,6 +45,8 @@ Value parse(std::string_view input);
 std::string write(const Value &v);
 void write(const Value &v, std::string &out);
 void write_string(std::string_view s, std::string &out);
+// s as a JSON string literal, quotes included.
+std::string quoted_string(std::string_view s);
 
 // Name of a kind for messages: "a string", "an object", ...
 const char *kind_name(Value::Kind kind);

@@ -10,7 +10,7 @@ One threaded HTTP/1.1 server on 127.0.0.1 speaks, on one port:
   Azure  managed identity through IMDS          GET /metadata/identity/oauth2/token
          managed identity, App Service kind     GET /msi/token (X-IDENTITY-HEADER)
          Entra token endpoint (workload id.,    POST /<tenant>/oauth2/v2.0/token
-         client secret)
+         client secret, client certificate)
   Google GCE metadata server                    GET /computeMetadata/v1/instance/service-accounts/...
 
 and a control endpoint under /__fake/ (request log, run-time settings,
@@ -29,6 +29,7 @@ import argparse
 import base64
 import binascii
 import copy
+import hashlib
 import hmac
 import http.server
 import json
@@ -38,6 +39,7 @@ import re
 import secrets
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -85,6 +87,9 @@ DEFAULT_CONFIG = {
         # The app's client secret (service principal); None: it has none,
         # and a client_secret is refused.
         "client_secret": None,
+        # The app's certificate (PEM), for client assertions that name it
+        # by x5t and are signed with its key; None: it has none.
+        "client_certificate": None,
         # A user-assigned managed identity, asked for with ?client_id=;
         # requests without client_id get the system-assigned identity.
         "managed_identity_client_id": None,
@@ -139,6 +144,48 @@ def secret_check(expected, given):
     if given is None:
         return "missing"
     return "match" if hmac.compare_digest(given.encode(), expected.encode()) else "mismatch"
+
+
+def parse_jwt(text):
+    """(header, claims, signed bytes, signature) of a JWT, or None."""
+    parts = text.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        decoded = [base64.urlsafe_b64decode(p + "=" * (-len(p) % 4)) for p in parts]
+        header, claims = json.loads(decoded[0]), json.loads(decoded[1])
+    except (ValueError, binascii.Error):
+        return None
+    if not isinstance(header, dict) or not isinstance(claims, dict):
+        return None
+    return header, claims, (parts[0] + "." + parts[1]).encode(), decoded[2]
+
+
+def rs256_signature_ok(signed, signature, public_key):
+    """Whether signature is RSASSA-PKCS1-v1_5 SHA-256 of signed by the
+    public key (PEM), checked by the openssl command."""
+    with tempfile.TemporaryDirectory() as d:
+        paths = {name: os.path.join(d, name) for name in ("key", "sig", "data")}
+        for name, data in (("key", public_key.encode()), ("sig", signature), ("data", signed)):
+            with open(paths[name], "wb") as f:
+                f.write(data)
+        out = subprocess.run(["openssl", "dgst", "-sha256", "-verify", paths["key"], "-signature",
+                              paths["sig"], paths["data"]], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+        return out.returncode == 0
+
+
+def certificate_public_key(certificate):
+    """The public key (PEM) of a certificate (PEM)."""
+    out = subprocess.run(["openssl", "x509", "-pubkey", "-noout"], input=certificate.encode(),
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, check=True)
+    return out.stdout.decode()
+
+
+def certificate_x5t(certificate):
+    """A JWT's "x5t" for a certificate (PEM): base64url of its DER's SHA-1."""
+    der = ssl.PEM_cert_to_DER_cert(certificate)
+    return base64.urlsafe_b64encode(hashlib.sha1(der).digest()).rstrip(b"=").decode()
 
 
 # ---- configuration ------------------------------------------------------------
@@ -214,6 +261,7 @@ def check_config(config):
     _text(azure["managed_identity_client_id"], "azure.managed_identity_client_id", optional=True)
     _text(azure["identity_header"], "azure.identity_header")
     _text(azure["client_secret"], "azure.client_secret", optional=True)
+    _text(azure["client_certificate"], "azure.client_certificate", optional=True)
     _texts(azure["resources"], "azure.resources")
     _texts(azure["access_tokens"], "azure.access_tokens")
     gce = config["gce"]
@@ -778,8 +826,8 @@ class AzureAppServiceIdentity(AzureTokenService):
 
 class EntraToken:
     """Microsoft Entra's v2.0 token endpoint, client-credentials grant with
-    a federated client assertion (what workload identity sends) or a client
-    secret (a service principal's)."""
+    a federated client assertion (what workload identity sends), a client
+    secret or a JWT signed with a certificate's key (a service principal's)."""
 
     name = "entra"
     PATH = re.compile(r"/([^/]+)/oauth2/v2\.0/token")
@@ -855,6 +903,9 @@ class EntraToken:
                                   "the secret being sent in the request is the client secret value, not the "
                                   "client secret ID, for a secret added to app '%s'." % azure["client_id"])
             return self.token(entry)
+        jwt = parse_jwt(assertion) if assertion is not None else None
+        if jwt is not None and "x5t" in jwt[0] and form.get("client_assertion_type") == self.ASSERTION_TYPE:
+            return self.certificate_assertion(jwt, tenant, entry)
         entry["secrets"] = {"client_assertion": secret_check(azure["client_assertion"], assertion)}
         # An assertion without its type is no client credential at all.
         if assertion is None or form.get("client_assertion_type") != self.ASSERTION_TYPE:
@@ -864,6 +915,32 @@ class EntraToken:
             return self.error(401, "invalid_client", 700213, "No matching federated identity record "
                               "found for presented assertion subject. Check your federated identity "
                               "credential Subject, Audience and Issuer against the presented assertion.")
+        return self.token(entry)
+
+    def certificate_assertion(self, jwt, tenant, entry):
+        """A service principal's certificate: a JWT naming the certificate
+        by its SHA-1 thumbprint (x5t), signed RS256 with its key."""
+        header, claims, signed, signature = jwt
+        azure = self.state.config["azure"]
+        certificate = azure["client_certificate"]
+        ok = (certificate is not None and header.get("alg") == "RS256"
+              and header.get("x5t") == certificate_x5t(certificate)
+              and rs256_signature_ok(signed, signature, certificate_public_key(certificate)))
+        entry["secrets"] = {"client_certificate": "match" if ok else "mismatch"}
+        if not ok:
+            return self.error(401, "invalid_client", 700027, "Client assertion failed signature validation.")
+        if claims.get("iss") != azure["client_id"] or claims.get("sub") != azure["client_id"]:
+            return self.error(401, "invalid_client", 700021, "Client assertion application identifier "
+                              "doesn't match 'client_id' parameter.")
+        if not str(claims.get("aud", "")).endswith("/%s/oauth2/v2.0/token" % tenant) or not claims.get("jti"):
+            return self.error(401, "invalid_client", 700027, "Client assertion contains an invalid audience "
+                              "or no jti.")
+        now = time.time()
+        nbf, exp = claims.get("nbf"), claims.get("exp")
+        if not isinstance(nbf, int) or not isinstance(exp, int) or nbf > now + 300 or exp < now \
+                or exp - nbf > 3600:
+            return self.error(401, "invalid_client", 700024, "Client assertion is not within its valid "
+                              "time range.")
         return self.token(entry)
 
     def token(self, entry):
@@ -970,21 +1047,6 @@ class GoogleOAuthToken:
     def error(description):
         return json_response(400, {"error": "invalid_grant", "error_description": description})
 
-    @staticmethod
-    def b64(part):
-        return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
-
-    def signature_ok(self, signed, signature, public_key):
-        with tempfile.TemporaryDirectory() as d:
-            paths = {name: os.path.join(d, name) for name in ("key", "sig", "data")}
-            for name, data in (("key", public_key.encode()), ("sig", signature), ("data", signed)):
-                with open(paths[name], "wb") as f:
-                    f.write(data)
-            out = subprocess.run(["openssl", "dgst", "-sha256", "-verify", paths["key"], "-signature",
-                                  paths["sig"], paths["data"]], stdout=subprocess.DEVNULL,
-                                 stderr=subprocess.DEVNULL)
-            return out.returncode == 0
-
     def handle(self, request, entry):
         if request.method != "POST":
             return json_response(405, {"error": "invalid_request"})
@@ -992,14 +1054,10 @@ class GoogleOAuthToken:
         if form.get("grant_type") != self.GRANT:
             return json_response(400, {"error": "unsupported_grant_type",
                                        "error_description": "Invalid grant_type: " + form.get("grant_type", "")})
-        parts = form.get("assertion", "").split(".")
-        if len(parts) != 3:
+        jwt = parse_jwt(form.get("assertion", ""))
+        if jwt is None:
             return self.error("Invalid JWT: Token must be a short-lived token and in a reasonable timeframe")
-        try:
-            header, claims = json.loads(self.b64(parts[0])), json.loads(self.b64(parts[1]))
-            signature = self.b64(parts[2])
-        except (ValueError, binascii.Error):
-            return self.error("Invalid JWT")
+        header, claims, signed, signature = jwt
         gce = self.state.config["gce"]
         now = time.time()
         if header.get("alg") != "RS256":
@@ -1017,8 +1075,7 @@ class GoogleOAuthToken:
                               "timeframe. Check your iat and exp values in the JWT claim.")
         public_key = gce["service_account_public_key"]
         entry["secrets"] = {"signature": "not_required" if public_key is None else "match"}
-        if public_key is not None and not self.signature_ok((parts[0] + "." + parts[1]).encode(), signature,
-                                                           public_key):
+        if public_key is not None and not rs256_signature_ok(signed, signature, public_key):
             entry["secrets"] = {"signature": "mismatch"}
             return self.error("Invalid JWT Signature.")
         issue = self.state.issue(self.name, "gce.access_tokens", reusable=False)

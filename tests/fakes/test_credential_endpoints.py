@@ -10,6 +10,7 @@ and prints "N passed, N failed" last; the exit status is non-zero on any
 failure. Needs nothing but Debian's Python.
 """
 
+import base64
 import calendar
 import http.client
 import json
@@ -442,6 +443,47 @@ class EntraTest(FakeTest):
         self.assertEqual(control("POST", "config", {"azure": {"client_secret": None}})[0], 200)
         status, _, document = call_json("POST", ENTRA_PATH, body=secret_form)
         self.assertEqual((status, document["error_codes"]), (401, [7000215]))
+
+    def test_client_certificate(self):
+        work = tempfile.mkdtemp(prefix="fake_cert_")
+        self.addCleanup(subprocess.run, ["rm", "-rf", work])
+
+        def certificate(name):
+            key, cert = os.path.join(work, name + ".key"), os.path.join(work, name + ".pem")
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
+                            "/CN=" + name, "-keyout", key, "-out", cert], check=True,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            with open(cert) as f:
+                return key, f.read()
+
+        key, cert = certificate("app")
+        other_key, _ = certificate("other")
+        self.assertEqual(control("POST", "config", {"azure": {"client_certificate": cert}})[0], 200)
+
+        def b64(data):
+            return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+        def assertion(signing_key=key, x5t=None, **claims):
+            now = int(time.time())
+            body = {"aud": "https://login.example" + ENTRA_PATH, "iss": CLIENT, "sub": CLIENT, "jti": "j1",
+                    "nbf": now, "exp": now + 300}
+            body.update(claims)
+            head = {"alg": "RS256", "typ": "JWT", "x5t": x5t or ce.certificate_x5t(cert)}
+            signed = b64(json.dumps(head).encode()) + "." + b64(json.dumps(body).encode())
+            signature = subprocess.run(["openssl", "dgst", "-sha256", "-sign", signing_key], input=signed.encode(),
+                                       stdout=subprocess.PIPE, check=True).stdout
+            return entra_form(client_assertion=signed + "." + b64(signature))
+
+        status, _, document = call_json("POST", ENTRA_PATH, body=assertion())
+        self.assertEqual((status, document.get("access_token")), (200, AZURE_TOKENS[0]), document)
+        self.assertEqual(self.log()[-1]["secrets"], {"client_certificate": "match"})
+        cases = [(assertion(signing_key=other_key), 700027), (assertion(x5t="AAAA"), 700027),
+                 (assertion(iss="someone-else"), 700021), (assertion(aud="https://login.example/other/token"), 700027),
+                 (assertion(exp=int(time.time()) - 10), 700024)]
+        for body, code in cases:
+            status, _, document = call_json("POST", ENTRA_PATH, body=body)
+            self.assertEqual((status, document["error"], document["error_codes"]), (401, "invalid_client", [code]))
+        self.assertEqual(self.log()[-5]["secrets"], {"client_certificate": "mismatch"})
 
     def test_refusals(self):
         cases = [

@@ -1104,9 +1104,9 @@ class ValidationTest(ClientsBase):
             ("az://test-container/p", dict(base, account_key="not base64!"), "account_key"),
             ("az://Bad_Container/p", base, "container"),
             ("az://test-container/p", dict(base, max_retries=11), "max_retries"),
-            ("az://test-container/p", dict(base, account_key=None, credentials="client_certificate"),
-             'option "credentials" of an Azure backend must be "default", "client_secret", "workload_identity" '
-             'or "managed_identity"'),
+            ("az://test-container/p", dict(base, account_key=None, credentials="password"),
+             'option "credentials" of an Azure backend must be "default", "client_secret", "client_certificate", '
+             '"workload_identity" or "managed_identity"'),
         ]
         for url, opts, words in cases:
             with self.subTest(words=words):

@@ -8,7 +8,8 @@ signature). The loopback fake of the token endpoints
 instance metadata service (managed identity), as the local endpoint of App
 Service and Container Apps (managed identity there, IDENTITY_ENDPOINT) and
 as the Entra token endpoint (workload identity, for a federated token
-file; a service principal, for AZURE_CLIENT_SECRET). A cluster of this
+file; a service principal, for AZURE_CLIENT_SECRET and for
+AZURE_CLIENT_CERTIFICATE_PATH, whose JWT it verifies with the certificate). A cluster of this
 test's own is started with the environment AKS and Azure VMs give, and
 backends registered with "credentials" and "ca_file" (the certificate)
 write, read, copy, sign URLs with a user delegation key, and renew their
@@ -397,5 +398,81 @@ class ClientSecretTest(IdentityBase):
         self.assertEqual(FX.token_requests("azure_imds"), [])
         self.assertNotIn(CLIENT_SECRET, e.pgerror + (e.diag.message_detail or ""))
 
+
+class ClientCertificateTest(IdentityBase):
+    """A service principal's certificate in AZURE_CLIENT_CERTIFICATE_PATH (a
+    PEM file with the key and the certificate): "client_certificate", and in
+    "default" after a client secret, as EnvironmentCredential takes them."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.path = os.path.join(FX.dir, "service-principal.pem")
+        cls.pem, cls.certificate = cls.make_certificate("service-principal")
+        cls.write(cls.pem)
+        FX.fake.configure({"azure": {"client_certificate": cls.certificate}})
+        FX.restart({"AZURE_CLIENT_CERTIFICATE_PATH": cls.path})
+
+    @classmethod
+    def tearDownClass(cls):
+        FX.fake.configure({"azure": {"client_certificate": None}})
+        FX.restart()
+
+    @staticmethod
+    def make_certificate(name):
+        """(key and certificate, certificate), both PEM."""
+        key, cert = os.path.join(FX.dir, name + ".key"), os.path.join(FX.dir, name + ".crt")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
+                        "/CN=" + name, "-keyout", key, "-out", cert], check=True, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+        with open(key) as k, open(cert) as c:
+            key_pem, cert_pem = k.read(), c.read()
+        os.unlink(key)
+        return key_pem + cert_pem, cert_pem
+
+    @classmethod
+    def write(cls, content):
+        """The file as the server's OS user alone may read it."""
+        with open(cls.path, "w") as f:
+            f.write(content)
+        os.chmod(cls.path, 0o600)
+        shutil.chown(cls.path, "postgres", "postgres")
+
+    def test_client_certificate(self):
+        self.roundtrip("az_cert", "client_certificate", "entra")
+        (entra,) = FX.token_requests("entra")
+        self.assertEqual(entra["secrets"], {"client_certificate": "match"})
+        self.assertEqual(entra["form"]["client_assertion_type"],
+                         "urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
+
+    def test_default_takes_the_certificate_before_workload_identity(self):
+        self.roundtrip("az_cert_default", "default", "entra")
+        (entra,) = FX.token_requests("entra")
+        self.assertEqual(entra["secrets"], {"client_certificate": "match"})
+
+    def test_another_certificate_is_refused(self):
+        _, other = self.make_certificate("another-principal")
+        FX.fake.configure({"azure": {"client_certificate": other}})
+        self.addCleanup(FX.fake.configure, {"azure": {"client_certificate": self.certificate}})
+        e = self.put_refused("az_cert_refused", "client_certificate")
+        self.assertEqual(e.pgcode, "42501", e.pgerror)
+        self.assertIn("client_certificate token provider was refused a token: HTTP 401 invalid_client",
+                      e.diag.message_primary)
+        self.assertNotIn("PRIVATE KEY", e.pgerror + (e.diag.message_detail or ""))
+
+    def test_a_file_without_its_certificate_or_key(self):
+        self.addCleanup(self.write, self.pem)
+        split = self.pem.index("-----BEGIN CERTIFICATE-----")
+        for n, (content, message) in enumerate(
+                ((self.pem[:split], "holds no certificate in PEM beside its key"),
+                 (self.pem[split:], "is not an RSA private key in PEM"))):
+            with self.subTest(message=message):
+                self.write(content)
+                e = self.put_refused("az_cert_broken_%d" % n, "client_certificate")
+                self.assertEqual(e.pgcode, "55000", e.pgerror)
+                self.assertIn('AZURE_CLIENT_CERTIFICATE_PATH ("%s") %s' % (self.path, message),
+                              e.diag.message_primary)
+                self.assertNotIn("PRIVATE KEY", e.pgerror)
+
 if __name__ == "__main__":
-    sys.exit(runner.run(FX.name, FX, [AzureIdentityTest, AppServiceIdentityTest, ClientSecretTest]))
+    sys.exit(runner.run(FX.name, FX, [AzureIdentityTest, AppServiceIdentityTest, ClientSecretTest,
+                                      ClientCertificateTest]))
