@@ -46,6 +46,15 @@ void append_param(std::string &q, const char *name, const std::string &value) {
     uri::encode(value, false, q);
 }
 
+// The response headers a SAS overrides (rscc ... rsct), in the SDKs' order.
+void append_response_overrides(std::string &q, const BlobSas &sas) {
+    append_param(q, "rscc", sas.cache_control);
+    append_param(q, "rscd", sas.content_disposition);
+    append_param(q, "rsce", sas.content_encoding);
+    append_param(q, "rscl", sas.content_language);
+    append_param(q, "rsct", sas.content_type);
+}
+
 }  // namespace
 
 std::string rfc1123_date(int64_t unix_seconds) {
@@ -143,11 +152,7 @@ std::string blob_sas_query(const SharedKey &key, const BlobSas &sas) {
     add("sp", sas.permissions);
     add("sip", sas.ip);
     add("si", sas.identifier);
-    add("rscc", sas.cache_control);
-    add("rscd", sas.content_disposition);
-    add("rsce", sas.content_encoding);
-    add("rscl", sas.content_language);
-    add("rsct", sas.content_type);
+    append_response_overrides(q, sas);
     add("sig", signature);
     return q;
 }
@@ -197,11 +202,7 @@ void SasSigner::append_query(std::string &url, const BlobSas &sas) {
     std::string q;  // the rarely set parameters after sp
     append_param(q, "sip", sas.ip);
     append_param(q, "si", sas.identifier);
-    append_param(q, "rscc", sas.cache_control);
-    append_param(q, "rscd", sas.content_disposition);
-    append_param(q, "rsce", sas.content_encoding);
-    append_param(q, "rscl", sas.content_language);
-    append_param(q, "rsct", sas.content_type);
+    append_response_overrides(q, sas);
     if (!q.empty()) url += "&" + q;
     url += url.size() > start_of_query ? "&sig=" : "sig=";
     uri::encode(signature_, false, url);
@@ -241,11 +242,7 @@ std::string user_delegation_sas_query(const DelegationKey &key, std::string_view
     add("sr", "b");
     add("sp", sas.permissions);
     add("sip", sas.ip);
-    add("rscc", sas.cache_control);
-    add("rscd", sas.content_disposition);
-    add("rsce", sas.content_encoding);
-    add("rscl", sas.content_language);
-    add("rsct", sas.content_type);
+    append_response_overrides(q, sas);
     add("sig", signature);
     return q;
 }

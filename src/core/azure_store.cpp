@@ -12,6 +12,7 @@
 #include "core/http_values.hpp"
 #include "core/interrupts.hpp"
 #include "core/json.hpp"
+#include "core/s3_attributes.hpp"
 #include "core/s3_metadata.hpp"
 #include "core/s3_xml.hpp"
 #include "core/uri.hpp"
@@ -90,18 +91,13 @@ std::string decode_metadata(const std::vector<std::pair<std::string, std::string
     return s3meta::decode(renamed);
 }
 
-std::optional<std::string> printable(const http::Response &response, const char *name) {
-    const std::string *v = find(response, name);
-    if (!v || v->empty() || v->size() > 1024 || !http::printable_ascii(*v)) return std::nullopt;
-    return *v;
-}
-
 // The identity of content, as values record it: the hex MD5, which Azure
-// keeps as Content-MD5 and copies with the blob, unlike its ETag.
-std::string content_md5_hex(const http::Response &response) {
+// keeps as Content-MD5 and copies with the blob, unlike its ETag (the
+// identity of a blob that has no MD5).
+std::string content_identity(const http::Response &response) {
     if (const std::string *md5 = find(response, "content-md5"))
         if (auto raw = crypto::base64_decode(*md5); raw && raw->size() == 16) return crypto::hex(*raw);
-    return "";
+    return http::strip_quotes(find(response, "etag"));
 }
 
 std::string query_string(const azure::Params &query) {
@@ -186,28 +182,20 @@ const azure::SharedKey &AzureStore::shared_key() const {
 }
 
 void AzureStore::validate_key(std::string_view key, bool allow_reserved) const {
-    auto reject = [&](const std::string &why) {
-        throw Error(ErrorKind::InvalidParameter, "invalid stored object key " + quoted(std::string(key)) + ": " + why);
-    };
-    if (key.empty()) reject("it is empty");
-    if (config_.prefix.size() + key.size() > kMaxName)
-        reject("longer than " + std::to_string(kMaxName - config_.prefix.size()) + " bytes");
-    for (unsigned char c : key)
-        if (c < 0x20 || c == 0x7f) reject("it contains a control character");
+    check_object_key(key, config_.prefix.size(), kMaxName, allow_reserved);
     // Azure turns '\\' into '/': the blob would have another name.
-    if (key.find('\\') != std::string_view::npos) reject("Azure blob names cannot contain '\\'");
+    if (key.find('\\') != std::string_view::npos) reject_key(key, "Azure blob names cannot contain '\\'");
     // A URL path resolves "." and ".." segments before the service sees
     // them: such a name would land elsewhere than it says.
     size_t start = 0;
     for (;;) {
         size_t end = key.find('/', start);
         std::string_view segment = key.substr(start, end == std::string_view::npos ? end : end - start);
-        if (segment == "." || segment == "..") reject("Azure blob names cannot have \".\" or \"..\" segments");
+        if (segment == "." || segment == "..") reject_key(key, "Azure blob names cannot have \".\" or \"..\" segments");
         if (end == std::string_view::npos) break;
         start = end + 1;
     }
-    if (key.back() == '.' || key.back() == '/') reject("Azure blob names cannot end with '.' or '/'");
-    if (!allow_reserved && key.substr(0, 4) == ".so-") reject("names starting with \".so-\" are reserved");
+    if (key.back() == '.' || key.back() == '/') reject_key(key, "Azure blob names cannot end with '.' or '/'");
 }
 
 std::string AzureStore::path_of(std::string_view full_name) const {
@@ -639,16 +627,9 @@ bool AzureStore::remove(const std::string &key, const ObjectMeta *expected) {
     // A later put may have reused the key: then the blob there is not ours
     // to remove. The check and the delete are one request (If-Match).
     if (expected && expected->etag) {
-        Call head;
-        head.method = "HEAD";
-        head.blob = full_name(key);
-        http::Response current = execute(head);
-        if (current.status == 404) return false;
-        if (current.status != 200) fail(current, "look up", key);
-        std::string identity = content_md5_hex(current);
-        if (identity.empty()) identity = http::strip_quotes(find(current, "etag"));
-        if (identity != *expected->etag) return false;
-        if (const std::string *etag = find(current, "etag")) call.headers.emplace_back("If-Match", *etag);
+        std::optional<http::Response> current = head(key);
+        if (!current || content_identity(*current) != *expected->etag) return false;
+        if (const std::string *etag = find(*current, "etag")) call.headers.emplace_back("If-Match", *etag);
     }
     http::Response response = execute(call);
     if (response.status == 404 || response.status == 412) return false;
@@ -656,40 +637,35 @@ bool AzureStore::remove(const std::string &key, const ObjectMeta *expected) {
     return true;
 }
 
-bool AzureStore::exists(const std::string &key, const std::string &) {
-    Call call;
-    call.method = "HEAD";
-    call.blob = full_name(key);
-    http::Response response = execute(call);
-    if (response.status == 404) return false;
-    if (response.status != 200) fail(response, "look up", key);
-    return true;
-}
-
-std::optional<ObjectMeta> AzureStore::stat(const std::string &key, const std::string &) {
+std::optional<http::Response> AzureStore::head(const std::string &key) {
     Call call;
     call.method = "HEAD";
     call.blob = full_name(key);
     http::Response response = execute(call);
     if (response.status == 404) return std::nullopt;
     if (response.status != 200) fail(response, "look up", key);
+    return response;
+}
+
+bool AzureStore::exists(const std::string &key, const std::string &) { return head(key).has_value(); }
+
+std::optional<ObjectMeta> AzureStore::stat(const std::string &key, const std::string &) {
+    std::optional<http::Response> found = head(key);
+    if (!found) return std::nullopt;
+    const http::Response &response = *found;
     ObjectMeta meta;
     meta.backend = backend_key_;
     meta.filename = key;
     if (const auto *type = find(response, "content-type")) meta.content_type = *type;
     if (const auto *length = find(response, "content-length")) meta.size = std::strtoll(length->c_str(), nullptr, 10);
     meta.last_modified = http::parse_http_date(find(response, "last-modified"));
-    std::string identity = content_md5_hex(response);
-    if (identity.empty()) identity = http::strip_quotes(find(response, "etag"));
-    if (!identity.empty()) meta.etag = identity;
+    if (std::string identity = content_identity(response); !identity.empty()) meta.etag = identity;
     meta.metadata = decode_metadata(response.headers);
     ObjectAttributes attributes;
-    attributes.cache_control = printable(response, "cache-control");
-    attributes.content_disposition = printable(response, "content-disposition");
-    attributes.content_encoding = printable(response, "content-encoding");
-    attributes.content_language = printable(response, "content-language");
+    s3attr::read_standard_headers(response.headers, attributes);
     const std::string *inferred = find(response, "x-ms-access-tier-inferred");
-    if (auto tier = printable(response, "x-ms-access-tier"); tier && !(inferred && *inferred == "true")) {
+    if (auto tier = http::printable_header(response.headers, "x-ms-access-tier");
+        tier && !(inferred && *inferred == "true")) {
         for (char &c : *tier) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
         attributes.storage_class = *tier;
     }

@@ -91,6 +91,8 @@ private:
     StoreEndpoint where() const { return {"Azure Blob Storage", authority_, backend_key_}; }
     // The percent-encoded path of a blob (or of the container, for "").
     std::string path_of(std::string_view full_name) const;
+    // HEAD of a blob: nullopt when there is none.
+    std::optional<http::Response> head(const std::string &key);
     std::string url_of(std::string_view full_name) const;
     ObjectMeta written(const PutRequest &request, const http::Response &response, uint64_t size,
                        std::string checksum) const;

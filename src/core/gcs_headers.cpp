@@ -5,6 +5,7 @@
 #include "core/crypto.hpp"
 #include "core/error.hpp"
 #include "core/http_values.hpp"
+#include "core/s3_attributes.hpp"
 #include "core/s3_metadata.hpp"
 
 namespace so::gcs {
@@ -52,19 +53,13 @@ void append_put_headers(const ObjectAttributes &a, Headers &headers) {
     if (a.tags && !a.tags->empty())
         throw Error(ErrorKind::InvalidParameter, "GCS objects have no tags", {},
                     "Keep such values as metadata; GCS's XML API has no object tagging.");
-    if (a.cache_control) headers.emplace_back("Cache-Control", *a.cache_control);
-    if (a.content_disposition) headers.emplace_back("Content-Disposition", *a.content_disposition);
-    if (a.content_encoding) headers.emplace_back("Content-Encoding", *a.content_encoding);
-    if (a.content_language) headers.emplace_back("Content-Language", *a.content_language);
+    s3attr::append_standard_headers(a, headers);
     append_storage_class(a, headers);
 }
 
 ObjectAttributes from_response(const Headers &headers) {
     ObjectAttributes a;
-    a.cache_control = printable(headers, "cache-control");
-    a.content_disposition = printable(headers, "content-disposition");
-    a.content_encoding = printable(headers, "content-encoding");
-    a.content_language = printable(headers, "content-language");
+    s3attr::read_standard_headers(headers, a);
     a.storage_class = printable(headers, "x-goog-storage-class");
     if (a.storage_class == "STANDARD") a.storage_class.reset();  // as S3's STANDARD: the default, unreported
     return a;

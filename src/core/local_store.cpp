@@ -114,9 +114,7 @@ void LocalStore::fail(const std::string &what, const std::string &key, int err) 
 }
 
 void LocalStore::validate_key(std::string_view key, bool allow_reserved) const {
-    auto reject = [&](const std::string &why) {
-        throw Error(ErrorKind::InvalidParameter, "invalid stored object key " + quoted(std::string(key)) + ": " + why);
-    };
+    auto reject = [&](const std::string &why) { reject_key(key, why); };
     if (key.empty()) reject("it is empty");
     if (key.size() > kMaxKey) reject("longer than " + std::to_string(kMaxKey) + " bytes");
     if (key.front() == '/') reject("it is an absolute path");

@@ -34,11 +34,22 @@ void append_storage_class(const ObjectAttributes &a, Headers &headers) {
     headers.emplace_back("x-amz-storage-class", *a.storage_class);
 }
 
-void append_put_headers(const ObjectAttributes &a, Headers &headers) {
+void append_standard_headers(const ObjectAttributes &a, Headers &headers) {
     if (a.cache_control) headers.emplace_back("Cache-Control", *a.cache_control);
     if (a.content_disposition) headers.emplace_back("Content-Disposition", *a.content_disposition);
     if (a.content_encoding) headers.emplace_back("Content-Encoding", *a.content_encoding);
     if (a.content_language) headers.emplace_back("Content-Language", *a.content_language);
+}
+
+void read_standard_headers(const Headers &headers, ObjectAttributes &a) {
+    a.cache_control = printable(headers, "cache-control");
+    a.content_disposition = printable(headers, "content-disposition");
+    a.content_encoding = printable(headers, "content-encoding");
+    a.content_language = printable(headers, "content-language");
+}
+
+void append_put_headers(const ObjectAttributes &a, Headers &headers) {
+    append_standard_headers(a, headers);
     append_storage_class(a, headers);
     if (a.tags && !a.tags->empty()) headers.emplace_back("x-amz-tagging", tagging_query(*a.tags));
 }
@@ -63,10 +74,7 @@ void append_customer_key(const S3Config &c, Headers &headers, bool copy_source) 
 
 ObjectAttributes from_response(const Headers &headers) {
     ObjectAttributes a;
-    a.cache_control = printable(headers, "cache-control");
-    a.content_disposition = printable(headers, "content-disposition");
-    a.content_encoding = printable(headers, "content-encoding");
-    a.content_language = printable(headers, "content-language");
+    read_standard_headers(headers, a);
     a.storage_class = printable(headers, "x-amz-storage-class");
     if (find(headers, "x-amz-server-side-encryption-customer-algorithm")) {
         a.sse = "SSE-C";

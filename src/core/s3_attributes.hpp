@@ -14,8 +14,13 @@ namespace so::s3attr {
 
 using Headers = std::vector<std::pair<std::string, std::string>>;
 
-// Cache-Control, Content-Disposition, Content-Encoding, Content-Language,
-// x-amz-storage-class and x-amz-tagging for a put. Throws
+// Cache-Control, Content-Disposition, Content-Encoding and
+// Content-Language: the standard headers S3 and GCS keep on an object, for
+// a put and as a response reports them (printable ASCII only).
+void append_standard_headers(const ObjectAttributes &attributes, Headers &headers);
+void read_standard_headers(const Headers &headers, ObjectAttributes &attributes);
+
+// The standard headers, x-amz-storage-class and x-amz-tagging for a put. Throws
 // Error(InvalidParameter) for a storage class S3 does not know.
 void append_put_headers(const ObjectAttributes &attributes, Headers &headers);
 

@@ -136,15 +136,7 @@ sigv4::Signer &S3Store::ambient_signer() {
 }
 
 void S3Store::validate_key(std::string_view key, bool allow_reserved) const {
-    auto reject = [&](const std::string &why) {
-        throw Error(ErrorKind::InvalidParameter, "invalid stored object key " + quoted(std::string(key)) + ": " + why);
-    };
-    if (key.empty()) reject("it is empty");
-    if (config_.prefix.size() + key.size() > kMaxKey)
-        reject("longer than " + std::to_string(kMaxKey - config_.prefix.size()) + " bytes");
-    for (unsigned char c : key)
-        if (c < 0x20 || c == 0x7f) reject("it contains a control character");
-    if (!allow_reserved && key.substr(0, 4) == ".so-") reject("names starting with \".so-\" are reserved");
+    check_object_key(key, config_.prefix.size(), kMaxKey, allow_reserved);
 }
 
 http::Request S3Store::build(const Call &call) {

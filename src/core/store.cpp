@@ -23,6 +23,20 @@ void throw_already_exists(const std::string &backend, const std::string &key) {
                 "Pass overwrite => true to replace it.");
 }
 
+void reject_key(std::string_view key, const std::string &why) {
+    throw Error(ErrorKind::InvalidParameter, "invalid stored object key " + quoted(std::string(key)) + ": " + why);
+}
+
+void check_object_key(std::string_view key, size_t prefix_bytes, size_t max_name_bytes, bool allow_reserved) {
+    if (key.empty()) reject_key(key, "it is empty");
+    if (prefix_bytes + key.size() > max_name_bytes)
+        reject_key(key, "longer than " + std::to_string(max_name_bytes > prefix_bytes ? max_name_bytes - prefix_bytes : 0) +
+                            " bytes");
+    for (unsigned char c : key)
+        if (c < 0x20 || c == 0x7f) reject_key(key, "it contains a control character");
+    if (!allow_reserved && key.substr(0, 4) == ".so-") reject_key(key, "names starting with \".so-\" are reserved");
+}
+
 }  // namespace so
 
 namespace so {

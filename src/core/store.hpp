@@ -296,5 +296,12 @@ void note_store_retry();
 // Messages shared by every backend, naming backend and key.
 [[noreturn]] void throw_not_found(const std::string &backend, const std::string &key);
 [[noreturn]] void throw_already_exists(const std::string &backend, const std::string &key);
+// Error(InvalidParameter) "invalid stored object key ...: why".
+[[noreturn]] void reject_key(std::string_view key, const std::string &why);
+// The rules of an object store's key (S3, GCS, Azure): not empty, at most
+// max_name_bytes with the backend's prefix of prefix_bytes before it, no
+// control characters, not one of our ".so-" names unless allow_reserved.
+// Stores add their own after it.
+void check_object_key(std::string_view key, size_t prefix_bytes, size_t max_name_bytes, bool allow_reserved);
 
 }  // namespace so
