@@ -23,7 +23,7 @@ Three stories a user lives through:
   restored database reads the files of its local and S3 backends. The
   registry's rows can be restored (and dumped) only by roles that may read
   them.
-* ALTER EXTENSION stored_object UPDATE from 0.1.0 or 0.2.0 to 0.3.0 keeps the data
+* ALTER EXTENSION stored_object UPDATE from 0.1.0, 0.2.0 or 0.3.0 to 0.4.0 keeps the data
   and files working, and leaves the same set of objects as a fresh
   CREATE EXTENSION.
 
@@ -59,6 +59,7 @@ import runner  # noqa: E402
 PG_BIN = "/usr/lib/postgresql/15/bin"
 BUCKET = "test-bucket"
 RUN = "%d_%s" % (os.getpid(), secrets.token_hex(3))
+NEWEST = "0.4.0"  # stored_object.control's default_version
 
 # The keys advanced-alchemy's FileObject.to_dict() writes (dataclasses.asdict
 # without "backend"), in its field order.
@@ -74,7 +75,7 @@ SELECT pg_describe_object(classid, objid, objsubid) FROM pg_depend
  WHERE refobjid = (SELECT oid FROM pg_extension WHERE extname = 'stored_object') AND deptype = 'e'
  ORDER BY 1"""
 
-# More of each member than its name: function labels, ACLs, definitions,
+# More of each member than its name: function labels, ACLs, definitions, comments,
 # table columns and triggers, the configuration tables pg_dump dumps.
 MEMBER_DETAILS_QUERY = """
 WITH m AS (
@@ -82,7 +83,8 @@ WITH m AS (
      WHERE refobjid = (SELECT oid FROM pg_extension WHERE extname = 'stored_object') AND deptype = 'e')
 SELECT 'function ' || p.oid::regprocedure::text || ' ' ||
        concat_ws(' ', p.provolatile, p.proparallel, p.proisstrict, p.prosecdef, p.proconfig::text,
-                 p.proacl::text, pg_get_function_result(p.oid), md5(pg_get_functiondef(p.oid)))
+                 p.proacl::text, pg_get_function_result(p.oid), md5(pg_get_functiondef(p.oid)),
+                 md5(obj_description(p.oid, 'pg_proc')))
   FROM m JOIN pg_proc p ON m.classid = 'pg_proc'::regclass AND p.oid = m.objid
 UNION ALL
 SELECT 'relation ' || c.oid::regclass::text || ' ' || concat_ws(' ', c.relkind, c.relacl::text,
@@ -779,8 +781,8 @@ INTERNAL_FUNCTIONS = ["so_column_kind(regtype)", "so_secret_options()", "so_back
 
 
 class UpgradeTest(Base):
-    """ALTER EXTENSION stored_object UPDATE to 0.3.0, from 0.2.0 and from
-    0.1.0, on databases in use: rows, files, grants, a hash index, queued
+    """ALTER EXTENSION stored_object UPDATE to the newest version, from 0.2.0
+    and from 0.1.0 (through 0.3.0's access control), and from 0.3.0, on databases in use: rows, files, grants, a hash index, queued
     deletes. The result has the same objects as a fresh CREATE EXTENSION,
     and existing backends stay usable by the roles that used them."""
 
@@ -815,6 +817,7 @@ class UpgradeTest(Base):
         as_user = FX.connect(db, user=user)
         self.assertEqual(bytes(value(as_user, "SELECT so_get(f) FROM docs WHERE id = 1")), contents["docs/a.txt"])
         before = {
+            "version": version,
             "rows": sql(conn, "SELECT id, f::text, many::text FROM docs ORDER BY id"),
             "queue": sql(conn, "SELECT id, object::text, scheduled_at, attempts, last_error "
                                "FROM so_pending_deletes ORDER BY id"),
@@ -824,7 +827,7 @@ class UpgradeTest(Base):
 
     def check_updated(self, db, root, contents, owner, user, before, notices):
         conn = FX.connect(db)  # a new session: nothing cached from the old version
-        self.assertEqual(value(conn, "SELECT extversion FROM pg_extension WHERE extname = 'stored_object'"), "0.3.0")
+        self.assertEqual(value(conn, "SELECT extversion FROM pg_extension WHERE extname = 'stored_object'"), NEWEST)
         self.assertTrue(any("stay usable by every role" in n and "'upg'" in n for n in notices), notices)
 
         # The data: rows, registry (now with an owner and PUBLIC's grant), queue.
@@ -875,22 +878,27 @@ class UpgradeTest(Base):
         for f in ("so_remove_now(stored_object,boolean)", "so_own_queue_ids()"):
             self.assertIsNone(value(conn, "SELECT to_regprocedure(%s)", (f,)), f)
 
-        # The same objects as a fresh CREATE EXTENSION, with the same labels,
-        # ACLs, definitions, columns and triggers.
-        fresh_owner = FX.role("upgfresh", "LOGIN", "NOSUPERUSER")
-        fresh_conn = FX.connect(FX.database("fresh", owner=fresh_owner))
+        fresh_conn = self.assertSameAsFreshInstall(conn, owner, "fresh" + before["version"].replace(".", ""))
+        # A fresh install is closed: a backend registered there is not PUBLIC's.
+        sql(fresh_conn, "SELECT so_register_backend('fresh', %s)", ("file://" + root + "/fresh",))
+        self.assertEqual(value(fresh_conn, "SELECT privileges::text FROM so_backend_info"),
+                         '{"postgres": ["read", "write", "delete"]}')
+
+    def assertSameAsFreshInstall(self, conn, owner, tag):
+        """The same objects as a fresh CREATE EXTENSION, with the same labels,
+        ACLs, definitions, comments, columns and triggers. Returns a session
+        of the fresh database."""
+        fresh_owner = FX.role("upg" + tag, "LOGIN", "NOSUPERUSER")
+        fresh_conn = FX.connect(FX.database(tag, owner=fresh_owner))
         self.assertEqual(value(fresh_conn, "SELECT extversion FROM pg_extension WHERE extname = 'stored_object'"),
-                         "0.3.0")
+                         NEWEST)
         fresh_members = [r[0] for r in sql(fresh_conn, MEMBERS_QUERY)]
         self.assertGreater(len(fresh_members), 50)
         self.assertEqual([r[0] for r in sql(conn, MEMBERS_QUERY)], fresh_members)
         # (The database owner is a storage administrator: its name differs.)
         self.assertEqual([r[0].replace(owner, "<owner>") for r in sql(conn, MEMBER_DETAILS_QUERY)],
                          [r[0].replace(fresh_owner, "<owner>") for r in sql(fresh_conn, MEMBER_DETAILS_QUERY)])
-        # A fresh install is closed: a backend registered there is not PUBLIC's.
-        sql(fresh_conn, "SELECT so_register_backend('fresh', %s)", ("file://" + root + "/fresh",))
-        self.assertEqual(value(fresh_conn, "SELECT privileges::text FROM so_backend_info"),
-                         '{"postgres": ["read", "write", "delete"]}')
+        return fresh_conn
 
     def update(self, db, conn):
         del conn.notices[:]
@@ -905,6 +913,31 @@ class UpgradeTest(Base):
         # 0.2.0's managed-column trigger did not fire on INSERT: the update says so.
         self.assertTrue(any("do not check INSERTs" in n and "docs" in n for n in notices), notices)
         self.check_updated(db, root, contents, owner, user, before, notices)
+
+    def test_update_from_0_3_0(self):
+        """0.3.0 -> 0.4.0 changes a description only: rows, registry and
+        privileges stay, and the result is a fresh install's."""
+        owner = FX.role("upgown030", "LOGIN", "NOSUPERUSER")
+        db = FX.database("upg030", owner=owner, version="0.3.0")
+        conn = FX.connect(db)
+        self.assertEqual(value(conn, "SELECT extversion FROM pg_extension WHERE extname = 'stored_object'"), "0.3.0")
+        root = os.path.join(FX.directory("upg030"), "root")
+        make_postgres_dir(root)
+        sql(conn, "SELECT so_register_backend('upg', %s)", ("file://" + root,))
+        sql(conn, "CREATE TABLE docs (id int PRIMARY KEY, f stored_object)")
+        sql(conn, "INSERT INTO docs VALUES (1, so_put('upg', 'a.txt', 'written by 0.3.0'))")
+        state = ("SELECT d.id, d.f::text, b.key, b.url, b.options, b.owner, b.privileges::text "
+                 "FROM docs AS d, so_backend_info AS b ORDER BY 1")
+        before = sql(conn, state)
+        describe = "SELECT obj_description('so_register_backend(text,text,jsonb)'::regprocedure, 'pg_proc')"
+        self.assertNotIn("az://", value(conn, describe))
+        self.update(db, conn)
+        conn = FX.connect(db)
+        self.assertEqual(value(conn, "SELECT extversion FROM pg_extension WHERE extname = 'stored_object'"), NEWEST)
+        self.assertEqual(sql(conn, state), before)
+        self.assertIn("gs://bucket/prefix or az://container/prefix", value(conn, describe))
+        self.assertEqual(bytes(value(conn, "SELECT so_get(f) FROM docs")), b"written by 0.3.0")
+        self.assertSameAsFreshInstall(conn, owner, "fresh030")
 
     def test_update_from_0_1_0(self):
         db, conn, root, contents, owner, user, before = self.use_old_version("0.1.0")
